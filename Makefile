@@ -1,0 +1,46 @@
+# The two commands: `make demo` and `make test`. Each bootstraps .venv, the Debian
+# packages and the data/model files itself, only where they are missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+VENV := .venv
+GLASSES := $(VENV)/bin/glasses
+
+.PHONY: help setup data demo test bench lint format lock clean
+
+help:
+	@echo "make demo   run the demo on embedded defaults, write demo-report/index.html"
+	@echo "make test   set up everything, lint, type-check and run the tests"
+	@echo "make bench  run the benchmarks (tables; add ARGS=--json for JSON)"
+
+setup:
+	@scripts/setup
+
+data: setup
+	@$(GLASSES) data install
+
+demo: data
+	@$(GLASSES) demo --out demo-report
+
+test:
+	@scripts/test
+
+bench: data
+	@$(GLASSES) bench preprocess $(ARGS)
+
+lint: setup
+	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
+
+format: setup
+	@$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
+
+# Re-pins requirements/lock.txt from pyproject.toml in a throw-away venv.
+lock:
+	@rm -rf .lock-venv && python3.11 -m venv .lock-venv
+	@.lock-venv/bin/pip install --quiet --upgrade "pip>=25"
+	@.lock-venv/bin/pip install --quiet ".[cloud,ble,dev]"
+	@{ echo "# Pinned by 'make lock' from pyproject.toml extras cloud, ble, dev. Do not edit."; \
+	   .lock-venv/bin/pip freeze --exclude-editable | grep -v '^glasses-sdk'; } > requirements/lock.txt
+	@rm -rf .lock-venv && echo "requirements/lock.txt updated"
+
+clean:
+	rm -rf $(VENV) .cache demo-report .mypy_cache .ruff_cache .hypothesis

