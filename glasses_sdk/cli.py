@@ -31,7 +31,7 @@ data_app = typer.Typer(help="The data and weight packages the SDK reads files fr
 app.add_typer(bench_app, name="bench", no_args_is_help=True)
 app.add_typer(data_app, name="data", no_args_is_help=True)
 
-_err = Console(stderr=True)
+_err = Console(stderr=True, soft_wrap=True)
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 
@@ -102,7 +102,11 @@ def main() -> None:
     try:
         app()
     except GlassesError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False)
+        _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        sys.exit(2)
+    except OSError as exc:
+        # A path the user gave that cannot be read or written: one line, no traceback.
+        _err.print(f"[red]error:[/red] {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
         sys.exit(2)
     except KeyboardInterrupt:
         _err.print("interrupted")
