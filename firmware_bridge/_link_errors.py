@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from firmware_bridge._errors import BridgeError
+
 __all__ = ["LinkClosedError", "LinkConfigError", "LinkError"]
 
 
-class LinkError(Exception):
+class LinkError(BridgeError):
     """Base of the errors a :class:`~firmware_bridge.Link` raises."""
 
 
