@@ -5,7 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 GLASSES := $(VENV)/bin/glasses
 
-.PHONY: help setup data demo test bench lint format lock clean
+.PHONY: help setup data demo test bench fuzz lint format lock clean
 
 help:
 	@echo "make demo   run the demo on embedded defaults, write demo-report/index.html"
@@ -26,6 +26,12 @@ test:
 
 bench: data
 	@$(GLASSES) bench preprocess $(ARGS)
+
+# The protocol fuzzer for longer than CI runs it (FUZZ_SECONDS, default 600).
+fuzz: setup
+	@mkdir -p .cache/fuzz-corpus
+	@$(VENV)/bin/python tests/fuzz/fuzz_protocol.py -max_total_time=$${FUZZ_SECONDS:-600} \
+	  -rss_limit_mb=2048 -timeout=5 -print_final_stats=1 .cache/fuzz-corpus
 
 lint: setup
 	@$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check . && $(VENV)/bin/mypy
