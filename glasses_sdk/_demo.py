@@ -64,16 +64,9 @@ def _median_ms(fn: Callable[[], object], repeats: int = 15) -> float:
     return statistics.median(times)
 
 
-def _read_bgr(path: Path) -> npt.NDArray[np.uint8]:
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise DataNotFoundError(f"could not read the image {path}")
-    return np.ascontiguousarray(image)
-
-
 def _photos() -> list[_Photo]:
     photos = [
-        _Photo(name, f"scikit-image: {data.PHOTOS[name]}", _read_bgr(data.photo_path(name)))
+        _Photo(name, f"scikit-image: {data.PHOTOS[name]}", data.load_photo(name))
         for name in PHOTO_NAMES
     ]
     video = data.pedestrian_video_path()

@@ -10,7 +10,12 @@ to install.
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
+
+import cv2
+import numpy as np
+import numpy.typing as npt
 
 from glasses_sdk._exceptions import DataNotFoundError
 from glasses_sdk._sources import INSTALL_HINT, locate_package
@@ -20,6 +25,7 @@ __all__ = [
     "PHOTOS",
     "SPEECH",
     "lfw_subset_path",
+    "load_photo",
     "opencv_sample_path",
     "pedestrian_video_path",
     "photo_path",
@@ -64,6 +70,34 @@ def photo_path(name: str) -> Path:
         ) from None
     folder = locate_package("skimage") / "data"
     return _existing(folder / filename, f"photo {name!r}", INSTALL_HINT)
+
+
+def _without_icc_profile(png: bytes) -> bytes:
+    """The PNG without its ``iCCP`` chunk, whose profile we never use.
+
+    Some of scikit-image's photos carry an ICC profile that libpng calls invalid and
+    warns about on stderr at every read; dropping the chunk keeps the pixels intact.
+    """
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        return png
+    out, pos = bytearray(png[:8]), 8
+    while pos + 12 <= len(png):
+        (length,) = struct.unpack(">I", png[pos : pos + 4])
+        end = pos + 12 + length
+        if png[pos + 4 : pos + 8] != b"iCCP":
+            out += png[pos:end]
+        pos = end
+    return bytes(out)
+
+
+def load_photo(name: str) -> npt.NDArray[np.uint8]:
+    """A photo from :data:`PHOTOS` decoded as a BGR ``uint8`` array ``(H, W, 3)``."""
+    path = photo_path(name)
+    encoded = np.frombuffer(_without_icc_profile(path.read_bytes()), dtype=np.uint8)
+    image = cv2.imdecode(encoded, cv2.IMREAD_COLOR)
+    if image is None:
+        raise DataNotFoundError(f"photo {name!r} at {path} could not be decoded")
+    return np.ascontiguousarray(image, dtype=np.uint8)
 
 
 def lfw_subset_path() -> Path:

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn, TypeVar
 
-import cv2
 import numpy as np
 import numpy.typing as npt
 import pytest
@@ -70,7 +69,4 @@ def pedestrian_video_path() -> Path:
 @pytest.fixture(scope="session")
 def real_photo() -> npt.NDArray[np.uint8]:
     """The astronaut photo (a face at about [160, 40, 300, 200]) as BGR uint8 (H, W, 3)."""
-    path = need_data(lambda: data.photo_path("astronaut"))
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    assert image is not None, path
-    return np.ascontiguousarray(image, dtype=np.uint8)
+    return need_data(lambda: data.load_photo("astronaut"))

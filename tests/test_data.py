@@ -66,3 +66,14 @@ def test_unknown_names_and_missing_packages_say_what_to_do(tmp_path: Path) -> No
         locate_package("skimage", tmp_path)
     with pytest.raises(DataNotFoundError, match="bare file name"):
         data.opencv_sample_path("../../etc/passwd")
+
+
+def test_photos_load_as_bgr_without_libpng_warnings(capfd: pytest.CaptureFixture[str]) -> None:
+    for name in data.PHOTOS:
+        image = need_data(lambda name=name: data.load_photo(name))
+        reference = cv2.imread(str(data.photo_path(name)), cv2.IMREAD_COLOR)
+        np.testing.assert_array_equal(image, reference)
+    capfd.readouterr()
+    for name in data.PHOTOS:
+        data.load_photo(name)
+    assert "libpng warning" not in capfd.readouterr().err
