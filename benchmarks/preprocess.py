@@ -30,7 +30,9 @@ def run(*, as_json: bool = False, quick: bool = False) -> list[Comparison]:
     else:
         from rich.console import Console
 
-        Console().print(render_table("preprocessing core vs references", comparisons))
+        # Wide enough for the table even when stdout is not a terminal (CI logs).
+        console = Console(width=170) if not sys.stdout.isatty() else Console()
+        console.print(render_table("preprocessing core vs references", comparisons))
     return comparisons
 
 
