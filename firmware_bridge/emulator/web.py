@@ -212,7 +212,8 @@ class EmulatorWebServer:
     def base_url(self) -> str:
         """``http://host:port/TOKEN`` (no trailing slash)."""
         host = self._server.server_address[0]
-        return f"http://{host}:{self.port}{self._server.prefix}"
+        host_text = host.decode() if isinstance(host, bytes) else str(host)
+        return f"http://{host_text}:{self.port}{self._server.prefix}"
 
     @property
     def page_url(self) -> str:
