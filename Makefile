@@ -17,6 +17,7 @@ setup:
 
 data: setup
 	@$(GLASSES) data install
+	@$(GLASSES) models build
 
 demo: data
 	@$(GLASSES) demo --out demo-report
@@ -43,8 +44,8 @@ format: setup
 lock:
 	@rm -rf .lock-venv && python3.11 -m venv .lock-venv
 	@.lock-venv/bin/pip install --quiet --upgrade "pip>=25"
-	@.lock-venv/bin/pip install --quiet ".[cloud,ble,dev]"
-	@{ echo "# Pinned by 'make lock' from pyproject.toml extras cloud, ble, dev. Do not edit."; \
+	@.lock-venv/bin/pip install --quiet ".[cloud,ble,models,dev]"
+	@{ echo "# Pinned by 'make lock' from pyproject.toml extras cloud, ble, models, dev. Do not edit."; \
 	   .lock-venv/bin/pip freeze --exclude-editable | grep -v '^glasses-sdk'; } > requirements/lock.txt
 	@rm -rf .lock-venv && echo "requirements/lock.txt updated"
 

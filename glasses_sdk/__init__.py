@@ -1,21 +1,38 @@
 """glasses-sdk: AI on camera-and-microphone smart glasses, at the edge and in the cloud.
 
 The public API is listed here once; everything else lives in private modules.
-Subpackages: :mod:`glasses_sdk.capture` (sources), :mod:`glasses_sdk.preprocess` (the
-vectorized core), :mod:`glasses_sdk.data` (real test data).
+``connect(uri)`` gives a :class:`Device` for this computer (``"local"``) or recordings
+(``"file:VIDEO?audio=WAV"``). Subpackages: :mod:`glasses_sdk.capture` (sources),
+:mod:`glasses_sdk.preprocess` (the vectorized core), :mod:`glasses_sdk.inference`
+(on-device models), :mod:`glasses_sdk.cloud` (the fallback server, extra ``cloud``),
+:mod:`glasses_sdk.data` (real test data).
 """
 
+from glasses_sdk._connect import connect
 from glasses_sdk._device import Device, DeviceState, FakeDevice, LedState
 from glasses_sdk._exceptions import (
+    BackendUnavailableError,
+    CaptureError,
+    ChecksumMismatchError,
     DataNotFoundError,
+    DeadlineExceededError,
     GlassesError,
     InvalidAudioError,
     InvalidConfigError,
     InvalidFrameError,
     InvalidInputError,
     MissingDependencyError,
+    ModelBuildError,
+    ModelError,
+    ModelNotBuiltError,
+    NoCameraError,
+    NoMicrophoneError,
+    OverloadedError,
     SourceClosedError,
+    StreamLostError,
+    UnsupportedUriError,
 )
+from glasses_sdk.capture._audio import FileAudioSource, MicrophoneSource
 from glasses_sdk.capture._base import (
     AudioChunk,
     AudioSource,
@@ -24,26 +41,48 @@ from glasses_sdk.capture._base import (
     VideoFrame,
     VideoSource,
 )
+from glasses_sdk.capture._camera import CameraSource, StillImageSource
+from glasses_sdk.capture._events import CaptureEvent
+from glasses_sdk.capture._watchdog import WatchdogOptions
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AudioChunk",
     "AudioSource",
+    "BackendUnavailableError",
+    "CameraSource",
+    "CaptureError",
+    "CaptureEvent",
+    "ChecksumMismatchError",
     "DataNotFoundError",
+    "DeadlineExceededError",
     "Device",
     "DeviceState",
     "FakeAudioSource",
     "FakeDevice",
     "FakeVideoSource",
+    "FileAudioSource",
     "GlassesError",
     "InvalidAudioError",
     "InvalidConfigError",
     "InvalidFrameError",
     "InvalidInputError",
     "LedState",
+    "MicrophoneSource",
     "MissingDependencyError",
+    "ModelBuildError",
+    "ModelError",
+    "ModelNotBuiltError",
+    "NoCameraError",
+    "NoMicrophoneError",
+    "OverloadedError",
     "SourceClosedError",
+    "StillImageSource",
+    "StreamLostError",
+    "UnsupportedUriError",
     "VideoFrame",
     "VideoSource",
+    "WatchdogOptions",
+    "connect",
 ]

@@ -7,9 +7,21 @@
     │   ├── InvalidFrameError             an image/frame: dtype, shape, empty, size
     │   ├── InvalidAudioError             PCM: dtype, shape, non-finite samples, rate
     │   └── InvalidConfigError            options or a config file that cannot work
+    │       └── UnsupportedUriError           connect() got a scheme it cannot open (yet)
     ├── MissingDependencyError (ImportError)  an optional extra is not installed
     ├── DataNotFoundError (FileNotFoundError) a test/demo data file is not installed
-    └── SourceClosedError             reading from a closed source or device
+    ├── SourceClosedError             reading from a closed source or device
+    ├── CaptureError                  a camera or microphone cannot deliver
+    │   ├── NoCameraError                 no camera at that index, file or URL
+    │   ├── NoMicrophoneError             no audio input device (or not that one)
+    │   └── StreamLostError               a live stream stopped: unplugged, connection closed
+    ├── DeadlineExceededError (TimeoutError)  a request's deadline cannot be met
+    ├── OverloadedError               a bounded work queue is full: retry later
+    ├── BackendUnavailableError       a model backend is not loaded or not configured
+    └── ModelError                    a model file cannot be built, found or run
+        ├── ModelNotBuiltError (FileNotFoundError)  a built model file is missing
+        └── ModelBuildError               `glasses models build` cannot make a file
+            └── ChecksumMismatchError       a source file's sha256 is not the pinned one
 
 Every message says what was expected and what was received, so that a caller can fix
 the input without reading our code. Foreign exceptions (OpenCV's ``cv2.error``, NumPy's
@@ -19,14 +31,26 @@ casting errors) are translated at the boundary into these.
 from __future__ import annotations
 
 __all__ = [
+    "BackendUnavailableError",
+    "CaptureError",
+    "ChecksumMismatchError",
     "DataNotFoundError",
+    "DeadlineExceededError",
     "GlassesError",
     "InvalidAudioError",
     "InvalidConfigError",
     "InvalidFrameError",
     "InvalidInputError",
     "MissingDependencyError",
+    "ModelBuildError",
+    "ModelError",
+    "ModelNotBuiltError",
+    "NoCameraError",
+    "NoMicrophoneError",
+    "OverloadedError",
     "SourceClosedError",
+    "StreamLostError",
+    "UnsupportedUriError",
 ]
 
 
@@ -50,6 +74,10 @@ class InvalidConfigError(InvalidInputError):
     """Options or a configuration that cannot work together."""
 
 
+class UnsupportedUriError(InvalidConfigError):
+    """``connect()`` was given a URI whose scheme it cannot open; the message lists those it can."""
+
+
 class MissingDependencyError(GlassesError, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -67,3 +95,65 @@ class DataNotFoundError(GlassesError, FileNotFoundError):
 
 class SourceClosedError(GlassesError):
     """A source or device was read after it was closed."""
+
+
+class DeadlineExceededError(GlassesError, TimeoutError):
+    """A request's deadline (``X-Deadline-Ms``) passed, or cannot be met, before its answer."""
+
+
+class OverloadedError(GlassesError):
+    """A bounded work queue is full; ``retry_after_s`` says when to try again."""
+
+    def __init__(self, message: str, retry_after_s: float = 1.0) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BackendUnavailableError(GlassesError):
+    """A model backend (speech, faces, text, embeddings, upstream) is not loaded or set up."""
+
+    def __init__(self, backend: str, reason: str) -> None:
+        super().__init__(f"the {backend} backend is unavailable: {reason}")
+        self.backend = backend
+        self.reason = reason
+
+
+class CaptureError(GlassesError):
+    """A camera or microphone cannot be opened, or stopped delivering."""
+
+
+class NoCameraError(CaptureError):
+    """No camera could be opened at the given index, file or URL; never replaced by a fake."""
+
+
+class NoMicrophoneError(CaptureError):
+    """No audio input device could be opened (none present, or not the one asked for)."""
+
+
+class StreamLostError(CaptureError):
+    """A live stream stopped delivering (device unplugged, connection closed, read failed)."""
+
+
+class ModelError(GlassesError):
+    """A model cannot be built, found or run (the message names the model and file)."""
+
+
+class ModelNotBuiltError(ModelError, FileNotFoundError):
+    """A built model file is missing; ``glasses models build`` makes it."""
+
+
+class ModelBuildError(ModelError):
+    """Building a model failed: a source file is missing, or a conversion failed."""
+
+
+class ChecksumMismatchError(ModelBuildError):
+    """A source weight file's sha256 differs from the one pinned in the manifest."""
+
+    def __init__(self, path: str, expected: str, actual: str) -> None:
+        super().__init__(
+            f"checksum mismatch for {path}: expected sha256 {expected}, got {actual}; "
+            "the package may have changed: check its pin in models/sources.txt"
+        )
+        self.path = path
+        self.expected = expected
+        self.actual = actual

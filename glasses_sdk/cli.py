@@ -15,6 +15,9 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from glasses_sdk._cli_cloud import cloud_app
+from glasses_sdk._cli_doctor import doctor_command
+from glasses_sdk._cli_models import faces_command, models_app, ocr_command, vad_command
 from glasses_sdk._exceptions import GlassesError
 
 __all__ = ["app", "main"]
@@ -30,6 +33,12 @@ bench_app = typer.Typer(help="Performance comparisons against reference librarie
 data_app = typer.Typer(help="The data and weight packages the SDK reads files from.")
 app.add_typer(bench_app, name="bench", no_args_is_help=True)
 app.add_typer(data_app, name="data", no_args_is_help=True)
+app.add_typer(cloud_app, name="cloud", no_args_is_help=True)
+app.add_typer(models_app, name="models", no_args_is_help=True)
+app.command("vad")(vad_command)
+app.command("faces")(faces_command)
+app.command("ocr")(ocr_command)
+app.command("doctor")(doctor_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 

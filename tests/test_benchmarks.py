@@ -67,4 +67,4 @@ def test_bench_preprocess_json_names_every_implementation_and_ratio() -> None:
         for ref in result_item["references"]:
             expected = ref["median_ms"] / result_item["ours_median_ms"]
             # The reported speedup is a median of pair ratios, near the ratio of medians.
-            assert 0.3 * expected < ref["speedup"] < 3 * expected, (result_item["case"], ref)
+            assert 0.1 * expected < ref["speedup"] < 10 * expected, (result_item["case"], ref)

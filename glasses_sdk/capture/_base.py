@@ -6,6 +6,10 @@ that tests and apps can pass a fake, a file or real hardware alike.
 
 Timestamps are seconds on one monotonic clock (:func:`monotonic_s`), the capture time of
 the frame or of the chunk's first sample; every source maps its own clock onto it.
+
+Sources that open a device do it in ``start()`` (``async with`` calls it); what goes
+wrong while they run (lost audio, a stalled stream) is reported as typed events
+(:mod:`glasses_sdk.capture._events`) through ``subscribe()`` and kept in ``events``.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Generic, Self, TypeVar
@@ -27,6 +32,7 @@ from glasses_sdk._exceptions import (
     InvalidFrameError,
     SourceClosedError,
 )
+from glasses_sdk.capture._events import CaptureEvent
 
 __all__ = [
     "AudioChunk",
@@ -102,13 +108,51 @@ _T = TypeVar("_T")
 class _Source(ABC, Generic[_T]):
     """What video and audio sources share: async iteration, ``close`` and ``async with``."""
 
+    _EVENT_HISTORY = 64
+
     def __init__(self) -> None:
         self._closed = False
+        self._listeners: list[Callable[[CaptureEvent], None]] = []
+        self._events: deque[CaptureEvent] = deque(maxlen=self._EVENT_HISTORY)
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
         return self._closed
+
+    @property
+    def name(self) -> str:
+        """What the source reads, for events and messages; subclasses say more."""
+        return type(self).__name__
+
+    @property
+    def events(self) -> tuple[CaptureEvent, ...]:
+        """The most recent events (up to 64), oldest first."""
+        return tuple(self._events)
+
+    def subscribe(self, listener: Callable[[CaptureEvent], None]) -> Callable[[], None]:
+        """Call ``listener`` with every future event; returns a function that unsubscribes.
+
+        Listeners run on the thread that reads the source, inside ``read()``; an
+        exception in a listener propagates to the reader.
+        """
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def _emit(self, event: CaptureEvent) -> None:
+        self._events.append(event)
+        for listener in list(self._listeners):
+            listener(event)
+
+    async def start(self) -> None:
+        """Open the device now, raising if it cannot be opened; ``async with`` calls it,
+        and a source that needs opening also opens on its first :meth:`read`. The fakes
+        need nothing, so this does nothing by default."""
 
     @abstractmethod
     async def read(self) -> _T:
@@ -132,6 +176,7 @@ class _Source(ABC, Generic[_T]):
         return await self.read()
 
     async def __aenter__(self) -> Self:
+        await self.start()
         return self
 
     async def __aexit__(

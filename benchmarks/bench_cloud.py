@@ -1,0 +1,409 @@
+"""The cloud fallback server under load: batching on vs off, server overhead, shedding.
+
+Run from a checkout: ``python -m benchmarks.bench_cloud [--quick] [--json]``. Every
+server is a separate process (uvicorn, 127.0.0.1, a free port) so that the load
+generator in this process does not share its interpreter; all traffic is loopback, every
+phase has a fixed duration, and the servers are stopped at the end.
+
+1. **Batching** — ``POST /v1/vision/faces`` (BlazeFace, a 512×512 JPEG) from 16
+   concurrent clients against two servers that differ only in ``batching`` (on: up to 8
+   images per model call, 2 ms wait; off: one ``session.run`` per request), run
+   interleaved A B A B; throughput ratio per pair, the median reported.
+2. **Overhead** — one client, sequential requests to a server whose face backend is a
+   no-op (``NoopFaces``, named as such): the server's own time (its ``Server-Timing``
+   header: auth, limits, body read, multipart parse, image decode, routing, metrics)
+   is the overhead on top of a model call; with a 64×64 JPEG (the server's own work)
+   and with the 512×512 one (adds about 2 ms of JPEG decoding and a 100 kB upload).
+3. **Load** — open-loop requests at twice the throughput measured in (1) against a
+   server with a bounded queue and a per-key rate limit at 1.5× that throughput: counts
+   of 200/429/503 and any other status (-1: a transport error, -2: no answer within a
+   minute), p50/p99, the server's RSS before and after, and ``/healthz`` afterwards.
+
+The load generator's own CPU use (``time.process_time`` over wall time) is reported
+with each phase: on a 2-core machine it competes with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "run"]
+
+CLIENTS = 16
+
+
+@dataclass
+class Server:
+    """A server process and its base URL and key."""
+
+    process: subprocess.Popen[bytes]
+    url: str
+    token: str
+
+    def rss_kib(self) -> int:
+        """Resident memory of the server process (Linux)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+        return -1
+
+    def stop(self) -> None:
+        """Terminate it and wait (bounded)."""
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=20)
+
+
+@dataclass
+class LoadResult:
+    """What one load phase saw."""
+
+    seconds: float
+    statuses: Counter[int] = field(default_factory=Counter)
+    latencies_ms: list[float] = field(default_factory=list)
+    server_ms: list[float] = field(default_factory=list)
+    client_cpu: float = 0.0
+
+    @property
+    def ok_per_s(self) -> float:
+        """Successful answers per second."""
+        return self.statuses[200] / self.seconds
+
+    def percentile(self, q: float) -> float:
+        """A percentile of the successful answers' round trips, in ms."""
+        if not self.latencies_ms:
+            return float("nan")
+        values = sorted(self.latencies_ms)
+        return values[min(len(values) - 1, int(q / 100 * len(values)))]
+
+    def to_json(self) -> dict[str, Any]:
+        """Counts, rates and percentiles."""
+        return {
+            "seconds": round(self.seconds, 2),
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "ok_per_s": round(self.ok_per_s, 1),
+            "p50_ms": round(self.percentile(50), 2),
+            "p99_ms": round(self.percentile(99), 2),
+            "server_p50_ms": round(statistics.median(self.server_ms), 3)
+            if self.server_ms
+            else None,
+            "client_cpu_fraction": round(self.client_cpu, 2),
+        }
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def _serve(args: argparse.Namespace) -> None:
+    """The server side (run in a child process)."""
+    import uvicorn
+
+    from glasses_sdk.cloud import Backends, Deadline, FaceBox, create_app, load_backends
+    from glasses_sdk.cloud import load_settings as load
+
+    class NoopFaces:
+        """A no-op face backend (a stand-in, for measuring the server alone)."""
+
+        name = "noop-faces"
+
+        def detect(self, images: Sequence[Any], deadline: Deadline) -> list[list[FaceBox]]:
+            return [[] for _ in images]
+
+    settings = load(
+        env={},
+        data_dir=Path(args.data_dir),
+        port=args.port,
+        batching=args.batching == "on",
+        batch_max_size=8,
+        batch_max_wait_ms=2.0,
+        model_threads=2,
+        max_queue=args.max_queue,
+        backends=("faces",),
+        required_backends=("faces",),
+        rate_per_s=1e6,
+        burst=1_000_000,
+    )
+    backends = Backends(faces=NoopFaces()) if args.noop else load_backends(settings)
+    uvicorn.run(
+        create_app(settings, backends=backends),
+        host="127.0.0.1",
+        port=args.port,
+        log_level="error",
+        access_log=False,
+    )
+
+
+def _start(
+    data_dir: Path, *, batching: bool, noop: bool = False, max_queue: int = 64, **key: Any
+) -> Server:
+    import httpx
+
+    from glasses_sdk.cloud import KeyStore
+
+    port = _free_port()
+    folder = Path(tempfile.mkdtemp(dir=data_dir))
+    command = [
+        sys.executable, "-m", "benchmarks.bench_cloud", "--serve",
+        "--port", str(port), "--data-dir", str(folder),
+        "--batching", "on" if batching else "off", "--max-queue", str(max_queue),
+    ]  # fmt: skip
+    if noop:
+        command.append("--noop")
+    with KeyStore(folder / "keys.sqlite3") as store:
+        token, _ = store.create("bench", **key)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the benchmark server did not start (exit {process.poll()})")
+        time.sleep(0.1)
+    return Server(process, url, token)
+
+
+def _jpeg(side: int = 512) -> bytes:
+    import cv2
+
+    from glasses_sdk import data
+
+    image = cv2.imread(str(data.photo_path("astronaut")))
+    if side != image.shape[0]:
+        image = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
+    ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    assert ok
+    return bytes(encoded.tobytes())
+
+
+def _server_ms(headers: Any) -> float | None:
+    value = headers.get("server-timing", "")
+    if "dur=" in value:
+        return float(value.split("dur=")[1].split(",")[0])
+    return None
+
+
+async def _closed_loop(server: Server, image: bytes, seconds: float, clients: int) -> LoadResult:
+    """``clients`` concurrent clients, each sending its next request on an answer."""
+    import httpx
+
+    result = LoadResult(seconds)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
+        end = time.perf_counter() + seconds
+        cpu = time.process_time()
+        start = time.perf_counter()
+
+        async def worker() -> None:
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                r = await client.post(
+                    "/v1/vision/faces", headers=headers, files={"image": ("a.jpg", image)}
+                )
+                result.statuses[r.status_code] += 1
+                if r.status_code == 200:
+                    result.latencies_ms.append((time.perf_counter() - t) * 1e3)
+                    ms = _server_ms(r.headers)
+                    if ms is not None:
+                        result.server_ms.append(ms)
+
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        result.seconds = time.perf_counter() - start
+        result.client_cpu = (time.process_time() - cpu) / result.seconds
+    return result
+
+
+async def _open_loop(server: Server, image: bytes, rate_per_s: float, seconds: float) -> LoadResult:
+    """Requests sent at a fixed rate, whatever the answers (at most 256 in flight)."""
+    import httpx
+
+    result = LoadResult(seconds)
+    headers = {"Authorization": f"Bearer {server.token}"}
+    in_flight = asyncio.Semaphore(256)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as client:
+
+        async def one() -> None:
+            async with in_flight:
+                t = time.perf_counter()
+                try:
+                    r = await client.post(
+                        "/v1/vision/faces", headers=headers, files={"image": ("a.jpg", image)}
+                    )
+                except httpx.HTTPError:
+                    result.statuses[-1] += 1
+                    return
+                result.statuses[r.status_code] += 1
+                if r.status_code == 200:
+                    result.latencies_ms.append((time.perf_counter() - t) * 1e3)
+
+        tasks = []
+        cpu = time.process_time()
+        start = time.perf_counter()
+        n = int(rate_per_s * seconds)
+        for i in range(n):
+            delay = start + i / rate_per_s - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one()))
+        # Bounded: whatever has not been answered a minute after the last send is cut.
+        _, pending = await asyncio.wait(tasks, timeout=60)
+        for task in pending:
+            task.cancel()
+            result.statuses[-2] += 1
+        result.seconds = time.perf_counter() - start
+        result.client_cpu = (time.process_time() - cpu) / result.seconds
+    return result
+
+
+def run(quick: bool = False) -> dict[str, Any]:
+    """Run the three phases; return their figures."""
+    import httpx
+
+    phase_s = 2.0 if quick else 5.0
+    rounds = 1 if quick else 3
+    image = _jpeg()
+    report: dict[str, Any] = {"clients": CLIENTS, "phase_s": phase_s, "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        # 1. batching on vs off, interleaved.
+        on = _start(root, batching=True)
+        off = _start(root, batching=False)
+        try:
+            for server in (on, off):  # warm-up
+                asyncio.run(_closed_loop(server, image, 1.0, CLIENTS))
+            pairs = []
+            for _ in range(rounds):
+                a = asyncio.run(_closed_loop(on, image, phase_s, CLIENTS))
+                b = asyncio.run(_closed_loop(off, image, phase_s, CLIENTS))
+                pairs.append((a, b))
+        finally:
+            on.stop()
+            off.stop()
+        ratios = [a.ok_per_s / b.ok_per_s for a, b in pairs]
+        report["batching"] = {
+            "on": [a.to_json() for a, _ in pairs],
+            "off": [b.to_json() for _, b in pairs],
+            "ratio_on_over_off": [round(r, 2) for r in ratios],
+            "median_ratio": round(statistics.median(ratios), 2),
+        }
+        sustainable = statistics.median(max(a.ok_per_s, b.ok_per_s) for a, b in pairs)
+
+        # 2. overhead: a no-op model, one client.
+        noop = _start(root, batching=False, noop=True)
+        try:
+            asyncio.run(_closed_loop(noop, image, 1.0, 1))
+            overhead = asyncio.run(_closed_loop(noop, _jpeg(64), phase_s, 1))
+            overhead_512 = asyncio.run(_closed_loop(noop, image, phase_s, 1))
+        finally:
+            noop.stop()
+        report["overhead"] = overhead.to_json()
+        report["overhead_512_jpeg"] = overhead_512.to_json()
+
+        # 3. open-loop load at twice the sustainable rate.
+        loaded = _start(
+            root, batching=True, max_queue=16, rate_per_s=1.5 * sustainable, burst=CLIENTS
+        )
+        try:
+            asyncio.run(_closed_loop(loaded, image, 1.0, 4))
+            rss_before = loaded.rss_kib()
+            load = asyncio.run(_open_loop(loaded, image, 2 * sustainable, phase_s * 2))
+            rss_after = loaded.rss_kib()
+            health = httpx.get(f"{loaded.url}/healthz", timeout=5).status_code
+            ready = httpx.get(
+                f"{loaded.url}/readyz",
+                headers={"Authorization": f"Bearer {loaded.token}"},
+                timeout=5,
+            ).status_code
+        finally:
+            loaded.stop()
+        other_5xx = sum(v for k, v in load.statuses.items() if k >= 500 and k != 503)
+        report["load"] = {
+            "offered_per_s": round(2 * sustainable, 1),
+            **load.to_json(),
+            "other_5xx": other_5xx,
+            "rss_kib_before": rss_before,
+            "rss_kib_after": rss_after,
+            "healthz_after": health,
+            "readyz_after": ready,
+        }
+    return report
+
+
+def _print(report: dict[str, Any]) -> None:
+    b = report["batching"]
+    print(f"cloud server, {report['clients']} clients, {report['phase_s']} s phases")
+    print("batching (POST /v1/vision/faces, BlazeFace, 512x512 JPEG):")
+    for i, (on, off) in enumerate(zip(b["on"], b["off"], strict=True)):
+        print(
+            f"  round {i + 1}: on {on['ok_per_s']:7.1f}/s p50 {on['p50_ms']:6.1f} ms | "
+            f"off {off['ok_per_s']:7.1f}/s p50 {off['p50_ms']:6.1f} ms | "
+            f"ratio {b['ratio_on_over_off'][i]:.2f} | client CPU {on['client_cpu_fraction']:.2f}"
+        )
+    print(f"  median ratio on/off: {b['median_ratio']:.2f}")
+    for name, what in (("overhead", "64x64 JPEG"), ("overhead_512_jpeg", "512x512 JPEG")):
+        o = report[name]
+        print(
+            f"overhead (no-op model, 1 client, {what}): server p50 {o['server_p50_ms']} ms, "
+            f"round trip p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, {o['ok_per_s']}/s"
+        )
+    load = report["load"]
+    print(
+        f"load at {load['offered_per_s']}/s offered for {load['seconds']} s: {load['statuses']}, "
+        f"{load['ok_per_s']}/s ok, p50 {load['p50_ms']} ms, p99 {load['p99_ms']} ms, "
+        f"other 5xx {load['other_5xx']}, RSS {load['rss_kib_before']} -> "
+        f"{load['rss_kib_after']} KiB, healthz {load['healthz_after']}, "
+        f"readyz {load['readyz_after']}"
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Command line: the benchmark, or (``--serve``) one server process of it."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--port", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--batching", default="on", help=argparse.SUPPRESS)
+    parser.add_argument("--max-queue", type=int, default=64, help=argparse.SUPPRESS)
+    parser.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        _serve(args)
+        return
+    report = run(quick=args.quick)
+    if args.json:
+        sys.stdout.write(json.dumps(report, indent=2) + "\n")
+    else:
+        _print(report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,347 @@
+"""The on-device models, measured: ``glasses models bench``.
+
+Run from a checkout: ``python -m benchmarks.bench_models [--json] [--quick]``. Every
+session has one intra-op thread and spinning off (the SDK's defaults), and OpenCV runs on
+one thread, so the numbers are what one core of the glasses' host gives.
+
+Three kinds of comparison, each run interleaved in the same process (``_harness``):
+
+- each task against the bare ``session.run`` of its model on the same input: what our
+  pre- and post-processing add (goal: at most 1.5×), plus its absolute latency goal;
+- each INT8 variant against its FP32 variant: latency, size and the accuracy delta on
+  real data, and whether the INT8 variant may become the default (faster, and within
+  the tolerance that the manifest fixed before any evaluation);
+- the peak resident memory of a fresh process that loads and runs every task once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from typing import Any
+
+import numpy as np
+
+from benchmarks._harness import Comparison, compare, render_table, to_json
+
+__all__ = ["main", "run"]
+
+# Decision thresholds, fixed before evaluation (models/manifest.toml says the same).
+FACE_RECALL_TOLERANCE = 0.01  # LFW face recall at most 1 point lower
+VAD_F1_TOLERANCE = 0.01
+TEXT_CER_TOLERANCE = 0.005
+
+_MEMORY_SCRIPT = """
+import cv2, numpy as np, soundfile
+from glasses_sdk import data
+from glasses_sdk.inference import FaceDetector, VoiceActivityDetector
+samples, rate = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
+VoiceActivityDetector().detect(samples, rate)
+FaceDetector().detect(cv2.imread(str(data.photo_path("astronaut"))))
+try:
+    from glasses_sdk.inference.ocr import TextReader
+except ImportError:
+    pass
+else:
+    TextReader().read(cv2.imread(str(data.photo_path("page"))))
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and
+# exec, so a large benchmark process would inflate its child's figure.
+hwm = next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
+print(int(hwm.split()[1]) * 1024)
+"""
+
+
+def _kw(quick: bool) -> dict[str, Any]:
+    return {"samples": 5, "rounds": 1, "warmup": 3} if quick else {"samples": 25, "rounds": 3}
+
+
+def _vad(quick: bool) -> Comparison:
+    import soundfile
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import VoiceActivityDetector
+
+    samples, _ = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
+    chunks = [np.ascontiguousarray(samples[i : i + 512]) for i in range(0, 16000 * 4, 512)]
+    detector = VoiceActivityDetector()
+    session = detector.model.session
+    feed: dict[str, Any] = {
+        "input": np.zeros((1, 576), np.float32),
+        "state": np.zeros((2, 1, 128), np.float32),
+        "sr": np.array(16000, np.int64),
+    }
+    feed = {k: v for k, v in feed.items() if k in detector.model.input_names}
+    position = {"ours": 0, "bare": 0}
+
+    def ours() -> float:
+        i = position["ours"] = (position["ours"] + 1) % len(chunks)
+        return detector.process(chunks[i])
+
+    def bare() -> object:
+        i = position["bare"] = (position["bare"] + 1) % len(chunks)
+        feed["input"][0, 64:] = chunks[i]
+        out = session.run(None, feed)
+        feed["state"] = out[1]
+        return out
+
+    return compare(
+        "vad process(512 samples)",
+        ("VoiceActivityDetector.process", ours),
+        [("bare session.run", bare, 1 / 1.5)],
+        notes="goal: under 0.16 ms per call (real-time factor below 0.005)",
+        **_kw(quick),
+    )
+
+
+def _faces(quick: bool) -> Comparison:
+    import cv2
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import FaceDetector
+    from glasses_sdk.inference._registry import default_registry
+
+    frame = cv2.resize(cv2.imread(str(data.photo_path("astronaut"))), (1280, 720))
+    detector = FaceDetector()
+    tensor = detector._letterboxer.run(frame)[0].copy()
+    session = detector.model.session
+    assert detector.model.path == default_registry().path("blazeface-short")
+    return compare(
+        "faces short-range 1280x720",
+        ("FaceDetector.detect", lambda: detector.detect(frame)),
+        [("bare session.run", lambda: session.run(None, {"input": tensor}), 1 / 1.5)],
+        notes="goal: under 3 ms with letterbox, decoding and NMS",
+        **_kw(quick),
+    )
+
+
+def _lfw_face_recall(detector: Any) -> tuple[float, float]:
+    from glasses_sdk import data
+
+    crops = np.asarray(np.round(np.load(data.lfw_subset_path()) * 255), dtype=np.uint8)
+    found = np.array([bool(detector.detect(c).faces) for c in crops])
+    return float(found[:100].mean()), float(found[100:].mean())
+
+
+def _int8_faces(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+    from glasses_sdk.inference import FaceDetector, FaceDetectorOptions
+    from glasses_sdk.inference._registry import default_registry
+
+    registry = default_registry()
+    fp32 = FaceDetector(FaceDetectorOptions(variant="fp32"))
+    int8 = FaceDetector(FaceDetectorOptions(variant="int8"))
+    tensor = np.random.default_rng(0).uniform(-1, 1, (1, 3, 128, 128)).astype(np.float32)
+    comparison = compare(
+        "blazeface-short int8 vs fp32 (session.run)",
+        ("int8", lambda: int8.model.session.run(None, {"input": tensor})),
+        [("fp32", lambda: fp32.model.session.run(None, {"input": tensor}), 1.0)],
+        **_kw(quick),
+    )
+    recall_fp32, false_fp32 = _lfw_face_recall(fp32)
+    recall_int8, false_int8 = _lfw_face_recall(int8)
+    faster = comparison.references[0].speedup > 1.0
+    accurate = recall_int8 >= recall_fp32 - FACE_RECALL_TOLERANCE
+    decision = {
+        "model": "blazeface-short",
+        "variant": "int8",
+        "size_bytes": {
+            "fp32": registry.path("blazeface-short", "fp32").stat().st_size,
+            "int8": registry.path("blazeface-short", "int8").stat().st_size,
+        },
+        "speedup_vs_fp32": round(comparison.references[0].speedup, 3),
+        "accuracy": {
+            "metric": "LFW face recall",
+            "fp32": recall_fp32,
+            "int8": recall_int8,
+            "non_face_rate_fp32": false_fp32,
+            "non_face_rate_int8": false_int8,
+            "tolerance": FACE_RECALL_TOLERANCE,
+        },
+        "faster": faster,
+        "within_tolerance": accurate,
+        "keep_as_default": faster and accurate,
+        "manifest_default": registry.get("blazeface-short").default,
+    }
+    return comparison, decision
+
+
+def _scene() -> Any:
+    """A 640x480 real photo (scikit-image's coffee) with a sign of three printed lines."""
+    import cv2
+
+    from glasses_sdk import data
+    from tests.inference.test_ocr import RENDERED_LINES, render
+
+    photo = cv2.imread(str(data.photo_path("coffee")))
+    return render(RENDERED_LINES, background=photo), "\n".join(RENDERED_LINES)
+
+
+def _rapidocr() -> Any:
+    """rapidocr-onnxruntime's own pipeline, or None when its dependencies are missing.
+
+    Its package sits in the model cache (installed without dependencies, as the SDK
+    needs only its files); running its code also needs pyclipper, shapely, pyyaml, six
+    and pillow, which only the benchmark's environment installs.
+    """
+    from glasses_sdk._paths import sources_dir
+
+    if str(sources_dir()) not in sys.path:
+        sys.path.append(str(sources_dir()))
+    try:
+        from rapidocr_onnxruntime import RapidOCR
+    except ImportError:
+        return None
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+
+
+def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+    import cv2
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import TextReader
+    from tests.inference.test_ocr import PAGE_TEXT, character_error_rate
+
+    reader = TextReader()
+    scene, scene_text = _scene()
+    page = cv2.imread(str(data.photo_path("page")))
+    accuracy: dict[str, Any] = {
+        "ours": {
+            "page_cer": round(character_error_rate(reader.read(page).text, PAGE_TEXT), 4),
+            "scene_cer": round(character_error_rate(reader.read(scene).text, scene_text), 4),
+        }
+    }
+    references: list[tuple[str, Any, float | None]] = []
+    engine = _rapidocr()
+    if engine is not None:
+
+        def text_of(image: Any) -> str:
+            result, _ = engine(image)
+            return "\n".join(line[1] for line in result or [])
+
+        accuracy["rapidocr"] = {
+            "page_cer": round(character_error_rate(text_of(page), PAGE_TEXT), 4),
+            "scene_cer": round(character_error_rate(text_of(scene), scene_text), 4),
+        }
+        references.append(("rapidocr RapidOCR", lambda: engine(scene), 1.0))
+    else:
+        accuracy["rapidocr"] = "not installed: pip install pyclipper shapely pyyaml six pillow"
+    kw = {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    comparison = compare(
+        "text reading 640x480 scene, 3 lines",
+        ("TextReader.read", lambda: reader.read(scene)),
+        references,
+        notes="goal: under 200 ms, faster than RapidOCR at an equal or lower CER",
+        sample_ms=1.0,
+        **kw,
+    )
+    return comparison, accuracy
+
+
+def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+    import cv2
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import TextReader, TextReaderOptions
+    from glasses_sdk.inference._registry import default_registry
+    from tests.inference.test_ocr import PAGE_TEXT, character_error_rate
+
+    registry = default_registry()
+    fp32 = TextReader(TextReaderOptions(rec_variant="fp32"))
+    int8 = TextReader(TextReaderOptions(rec_variant="int8"))
+    scene, scene_text = _scene()
+    page = cv2.imread(str(data.photo_path("page")))
+
+    def cer(reader: Any) -> float:
+        # Both real texts count alike: the mean of the page's and the scene's CER.
+        return (
+            character_error_rate(reader.read(page).text, PAGE_TEXT)
+            + character_error_rate(reader.read(scene).text, scene_text)
+        ) / 2
+
+    kw = {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    comparison = compare(
+        "ppocr-rec int8 vs fp32 (TextReader.read, scene)",
+        ("int8", lambda: int8.read(scene)),
+        [("fp32", lambda: fp32.read(scene), 1.0)],
+        sample_ms=1.0,
+        **kw,
+    )
+    cer_fp32, cer_int8 = cer(fp32), cer(int8)
+    faster = comparison.references[0].speedup > 1.0
+    accurate = cer_int8 <= cer_fp32 + TEXT_CER_TOLERANCE
+    return comparison, {
+        "model": "ppocr-rec",
+        "variant": "int8",
+        "size_bytes": {v: registry.path("ppocr-rec", v).stat().st_size for v in ("fp32", "int8")},
+        "speedup_vs_fp32": round(comparison.references[0].speedup, 3),
+        "accuracy": {
+            "metric": "text CER (mean of page and scene)",
+            "fp32": round(cer_fp32, 4),
+            "int8": round(cer_int8, 4),
+            "tolerance": TEXT_CER_TOLERANCE,
+        },
+        "faster": faster,
+        "within_tolerance": accurate,
+        "keep_as_default": faster and accurate,
+        "manifest_default": registry.get("ppocr-rec").default,
+    }
+
+
+def _peak_memory_bytes() -> int:
+    out = subprocess.run(
+        [sys.executable, "-c", _MEMORY_SCRIPT], capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.strip().splitlines()[-1])
+
+
+def run(*, as_json: bool = False, quick: bool = False) -> dict[str, Any]:
+    """Run every model comparison; print a table (or one JSON document) and return it."""
+    import cv2
+
+    cv2.setNumThreads(1)
+    comparisons = [_vad(quick), _faces(quick)]
+    ocr_comparison, ocr_accuracy = _ocr(quick)
+    comparisons.append(ocr_comparison)
+    int8_comparison, decision = _int8_faces(quick)
+    comparisons.append(int8_comparison)
+    ocr_int8_comparison, ocr_decision = _int8_ocr(quick)
+    comparisons.append(ocr_int8_comparison)
+    document: dict[str, Any] = json.loads(to_json("models", comparisons))
+    document["ocr_accuracy"] = ocr_accuracy
+    document["int8_decisions"] = [decision, ocr_decision]
+    document["peak_rss_bytes_all_tasks"] = _peak_memory_bytes()
+    if as_json:
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(render_table("models: tasks vs bare sessions, INT8 vs FP32", comparisons))
+        for d in document["int8_decisions"]:
+            acc = d["accuracy"]
+            console.print(
+                f"{d['model']} {d['variant']}: {d['speedup_vs_fp32']}x FP32's speed, "
+                f"{acc['metric']} {acc['int8']:.3f} vs {acc['fp32']:.3f}, "
+                f"keep as default: {'yes' if d['keep_as_default'] else 'no'}"
+            )
+        console.print(f"text reading CER: {document['ocr_accuracy']}")
+        console.print(
+            f"peak resident memory, all tasks loaded and run once: "
+            f"{document['peak_rss_bytes_all_tasks'] / 2**20:.0f} MiB"
+        )
+    return document
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry: ``--json`` for JSON, ``--quick`` for a smoke run."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON document")
+    parser.add_argument("--quick", action="store_true", help="few samples (smoke run)")
+    args = parser.parse_args(argv)
+    run(as_json=args.json, quick=args.quick)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

