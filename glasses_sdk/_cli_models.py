@@ -181,18 +181,9 @@ def bench_command(
     ] = False,
 ) -> None:
     """FP32 against INT8, and each task against its bare session, single thread."""
-    from glasses_sdk._paths import repo_root
+    from glasses_sdk._paths import benchmark_module
 
-    root = repo_root()
-    if root is None or not (root / "benchmarks" / "bench_models.py").is_file():
-        raise GlassesError(
-            "the benchmarks ship with the source tree: run this from a checkout of glasses-sdk"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.bench_models import run
-
-    run(as_json=as_json, quick=quick)
+    benchmark_module("bench_models").run(as_json=as_json, quick=quick)
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -8,10 +8,20 @@ source checkout (a folder git ignores); otherwise ``$XDG_CACHE_HOME/glasses-sdk`
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
 from pathlib import Path
+from types import ModuleType
 
-__all__ = ["CACHE_ENV", "cache_dir", "models_dir", "repo_root", "sources_dir"]
+__all__ = [
+    "CACHE_ENV",
+    "benchmark_module",
+    "cache_dir",
+    "models_dir",
+    "repo_root",
+    "sources_dir",
+]
 
 CACHE_ENV = "GLASSES_SDK_CACHE"
 """Environment variable that overrides the cache folder."""
@@ -56,3 +66,17 @@ def models_dir() -> Path:
     raise FileNotFoundError(
         f"the models folder is missing: looked in {shipped}; reinstall glasses-sdk"
     )
+
+
+def benchmark_module(name: str) -> ModuleType:
+    """``benchmarks.<name>`` of the source checkout (benchmarks do not ship in the wheel)."""
+    from glasses_sdk._exceptions import GlassesError
+
+    root = repo_root()
+    if root is None or not (root / "benchmarks" / f"{name}.py").is_file():
+        raise GlassesError(
+            "the benchmarks ship with the source tree: run this from a checkout of glasses-sdk"
+        )
+    if str(root) not in sys.path:
+        sys.path.insert(0, str(root))
+    return importlib.import_module(f"benchmarks.{name}")

@@ -92,18 +92,9 @@ def bench_preprocess(
     ] = False,
 ) -> None:
     """Compare the preprocessing core with OpenCV and librosa, side by side."""
-    from glasses_sdk._paths import repo_root
+    from glasses_sdk._paths import benchmark_module
 
-    root = repo_root()
-    if root is None or not (root / "benchmarks" / "preprocess.py").is_file():
-        raise GlassesError(
-            "the benchmarks ship with the source tree: run this from a checkout of glasses-sdk"
-        )
-    if str(root) not in sys.path:
-        sys.path.insert(0, str(root))
-    from benchmarks.preprocess import run
-
-    run(as_json=as_json, quick=quick)
+    benchmark_module("preprocess").run(as_json=as_json, quick=quick)
 
 
 def main() -> None:

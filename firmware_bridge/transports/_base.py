@@ -45,6 +45,15 @@ class Link(ABC):
     async def close(self) -> None:
         """Close the link; idempotent."""
 
+    def _check_sendable(self, packet: bytes, kind: str) -> None:
+        """Raise unless the link is open and ``packet`` fits its MTU (for ``send``)."""
+        if self.closed:
+            raise LinkClosedError(f"send on a closed {kind} link")
+        if len(packet) > self.mtu_bytes:
+            raise LinkConfigError(
+                f"packet of {len(packet)} bytes exceeds the link MTU of {self.mtu_bytes} bytes"
+            )
+
     async def __aenter__(self) -> Self:
         return self
 
@@ -94,12 +103,9 @@ class MemoryLink(Link):
         return self._closed
 
     async def send(self, packet: bytes) -> None:
-        if self._closed or self._peer is None or self._peer._closed:
+        if self._peer is None or self._peer._closed:
             raise LinkClosedError("send on a closed memory link")
-        if len(packet) > self._mtu:
-            raise LinkConfigError(
-                f"packet of {len(packet)} bytes exceeds the link MTU of {self._mtu} bytes"
-            )
+        self._check_sendable(packet, "memory")
         await self._peer._inbox.put(bytes(packet))
 
     async def receive(self) -> bytes:

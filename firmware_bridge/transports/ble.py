@@ -105,12 +105,7 @@ class BleLink(Link):
         return self._closed
 
     async def send(self, packet: bytes) -> None:
-        if self._closed:
-            raise LinkClosedError("send on a closed BLE link")
-        if len(packet) > self._mtu:
-            raise LinkConfigError(
-                f"packet of {len(packet)} bytes exceeds the link MTU of {self._mtu} bytes"
-            )
+        self._check_sendable(packet, "BLE")
         try:
             await self._client.write_gatt_char(NUS_RX_UUID, packet, response=False)
         except Exception as exc:

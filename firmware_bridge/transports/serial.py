@@ -56,12 +56,7 @@ class SerialLink(Link):
         return self._closed
 
     async def send(self, packet: bytes) -> None:
-        if self._closed:
-            raise LinkClosedError("send on a closed serial link")
-        if len(packet) > self._mtu:
-            raise LinkConfigError(
-                f"packet of {len(packet)} bytes exceeds the link MTU of {self._mtu} bytes"
-            )
+        self._check_sendable(packet, "serial")
         try:
             await asyncio.to_thread(self._port.write, packet)
         except Exception as exc:  # pyserial raises SerialException, SerialTimeoutException

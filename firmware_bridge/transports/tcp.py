@@ -95,12 +95,7 @@ class TcpLink(Link):
         return der
 
     async def send(self, packet: bytes) -> None:
-        if self._closed:
-            raise LinkClosedError("send on a closed TCP link")
-        if len(packet) > self._mtu:
-            raise LinkConfigError(
-                f"packet of {len(packet)} bytes exceeds the link MTU of {self._mtu} bytes"
-            )
+        self._check_sendable(packet, "TCP")
         try:
             self._writer.write(packet)
             await self._writer.drain()
