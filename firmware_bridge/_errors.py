@@ -6,11 +6,23 @@
     ├── InvalidFieldError (ValueError)   a message built locally with an out-of-range field
     ├── MessageTooLargeError (ValueError) a message this side cannot send within the limits
     ├── AckWindowFullError               too many control messages waiting for an ACK
+    ├── ImpairmentSpecError (ValueError) an ``--impair`` spec that does not parse (emulator)
+    ├── ScenarioError (ValueError)       a scenario file that does not load (emulator)
+    ├── SessionError                     a session with a device could not do its job (host)
+    │   ├── HandshakeError               no HELLO exchange within the handshake timeout
+    │   ├── DeliveryFailedError          a control message never acknowledged (§7.3)
+    │   └── CommandError                 a COMMAND failed; ``code`` says why
+    │       ├── CommandTimeoutError      no COMMAND_RESULT in time (or the link was lost)
+    │       ├── LedBlockedError          the capture LED is blocked: no capture
+    │       ├── ThermalLimitError        too hot to do it now
+    │       ├── DeviceBusyError          the device is doing something that excludes it
+    │       └── UnsupportedCommandError  the device cannot do it at all (or bad argument)
     ├── LinkError                        the transport (see ``_link_errors``)
     │   ├── LinkClosedError (ConnectionError)  closed by either side, or lost
     │   ├── LinkConfigError (ValueError)  a setting or packet the link cannot carry
     │   └── PairingError                 pairing failed (``pairing``)
-    │       └── PairingRefusedError      the other side refused the code
+    │       ├── PairingRefusedError      the other side refused the code
+    │       └── PairingRequiredError     the device does not know this host (``_secure``)
     └── ProtocolError                    untrusted bytes broke PROTOCOL.md; the ONLY family
         │                                that decoding bytes from a peer may raise
         ├── FramingError                 the frame itself is unusable
@@ -41,10 +53,17 @@ __all__ = [
     "AckWindowFullError",
     "BadMagicError",
     "BridgeError",
+    "CommandError",
+    "CommandTimeoutError",
     "CrcMismatchError",
+    "DeliveryFailedError",
+    "DeviceBusyError",
     "FragmentSequenceError",
     "FramingError",
+    "HandshakeError",
+    "ImpairmentSpecError",
     "InvalidFieldError",
+    "LedBlockedError",
     "MalformedFrameError",
     "MalformedPayloadError",
     "MessageTooLargeError",
@@ -53,8 +72,12 @@ __all__ = [
     "ReassemblyError",
     "ReassemblyLimitError",
     "ReassemblyTimeoutError",
+    "ScenarioError",
+    "SessionError",
+    "ThermalLimitError",
     "TruncatedFrameError",
     "UnknownMessageTypeError",
+    "UnsupportedCommandError",
     "UnsupportedVersionError",
 ]
 
@@ -77,6 +100,57 @@ class MessageTooLargeError(BridgeError, ValueError):
 
 class AckWindowFullError(BridgeError):
     """Too many acknowledged messages are outstanding; wait for ACKs before sending more."""
+
+
+class ImpairmentSpecError(BridgeError, ValueError):
+    """An impairment spec (``loss=0.05,seed=7``) with an unknown key or a bad value."""
+
+
+class ScenarioError(BridgeError, ValueError):
+    """A scenario file that cannot be read: bad TOML, unknown keys, missing media."""
+
+
+class SessionError(BridgeError):
+    """A session with a device could not do what was asked."""
+
+
+class HandshakeError(SessionError):
+    """The peer did not complete the HELLO exchange in time, or spoke another version."""
+
+
+class DeliveryFailedError(SessionError):
+    """A control message was not acknowledged after every retransmission (or the link
+    was lost first); it may or may not have reached the peer."""
+
+
+class CommandError(SessionError):
+    """A COMMAND did not succeed. ``code`` is the device's result code (an int of
+    ``CommandResultCode``), ``detail`` its explanation."""
+
+    def __init__(self, message: str, *, code: int, detail: str = "") -> None:
+        super().__init__(message)
+        self.code = code
+        self.detail = detail
+
+
+class CommandTimeoutError(CommandError):
+    """No COMMAND_RESULT arrived within the command timeout, or the link went first."""
+
+
+class LedBlockedError(CommandError):
+    """The capture LED is blocked (covered or faulty), so the device refuses to capture."""
+
+
+class ThermalLimitError(CommandError):
+    """The device is throttling for heat and refuses the command for now."""
+
+
+class DeviceBusyError(CommandError):
+    """The device is busy with something the command conflicts with; retry later."""
+
+
+class UnsupportedCommandError(CommandError):
+    """The device does not support the command or its argument."""
 
 
 class ProtocolError(BridgeError):

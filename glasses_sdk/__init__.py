@@ -8,6 +8,7 @@ The public API is listed here once; everything else lives in private modules.
 :mod:`glasses_sdk.data` (real test data).
 """
 
+from glasses_sdk._bridge_device import BridgeDevice, connect_bridge
 from glasses_sdk._connect import connect
 from glasses_sdk._device import Device, DeviceState, FakeDevice, LedState
 from glasses_sdk._exceptions import (
@@ -51,6 +52,7 @@ __all__ = [
     "AudioChunk",
     "AudioSource",
     "BackendUnavailableError",
+    "BridgeDevice",
     "CameraSource",
     "CaptureError",
     "CaptureEvent",
@@ -85,4 +87,5 @@ __all__ = [
     "VideoSource",
     "WatchdogOptions",
     "connect",
+    "connect_bridge",
 ]

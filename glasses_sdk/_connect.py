@@ -8,8 +8,11 @@
 - ``"file:VIDEO?audio=AUDIO"``: a device made of recordings, played in real time on one
   timeline (``&realtime=0`` for as fast as possible; ``&mode=queue`` to keep every
   frame). Either part may be left out: ``file:clip.avi``, ``file:?audio=speech.wav``.
-- ``tcp://``, ``serial://``, ``ble://``: glasses and the emulator over the firmware
-  bridge, not wired in yet; they raise :class:`UnsupportedUriError` naming the scheme.
+- ``tcp://HOST:PORT``, ``serial:///dev/ttyX?baud=N``, ``ble://ADDRESS``: glasses or the
+  emulator over the firmware bridge (:func:`glasses_sdk._bridge_device.connect_bridge`).
+  TCP needs pairing first (``glasses pair URI --code CODE``) unless ``insecure=1`` (an
+  emulator started ``--insecure``); ``width``, ``height``, ``fps``, ``quality`` and
+  ``mode`` (``latest`` or ``queue``) set the camera stream.
 
 The result is awaitable and an async context manager::
 
@@ -40,11 +43,16 @@ from glasses_sdk.capture._watchdog import WatchdogOptions, WatchedAudioSource, W
 
 __all__ = ["SUPPORTED_SCHEMES", "connect"]
 
-SUPPORTED_SCHEMES = ("local", "file:")
+SUPPORTED_SCHEMES = ("local", "file:", "tcp://", "serial://", "ble://")
 """The URI forms :func:`connect` opens now."""
 
 _BRIDGE_SCHEMES = ("tcp", "serial", "ble")
-_SUPPORTED_TEXT = "'local' and 'file:VIDEO?audio=AUDIO'"
+_SUPPORTED_TEXT = (
+    "'local', 'file:VIDEO?audio=AUDIO', 'tcp://HOST:PORT', 'serial:///dev/ttyX?baud=N' "
+    "and 'ble://ADDRESS'"
+)
+# Options of connect() for bridge URIs; anything else stays in the link URI (baud).
+_BRIDGE_OPTIONS = {"insecure", "width", "height", "fps", "quality", "mode"}
 
 # A recording's first frame and first sample are due this long after connect(), so
 # that opening both files does not make the first ones late.
@@ -127,15 +135,45 @@ async def _open(uri: str, watchdog: WatchdogOptions | None) -> Device:
     if head.startswith("file:"):
         return await _open_files(uri, head[len("file:") :], query)
     scheme = head.split("://", 1)[0] if "://" in head else head.split(":", 1)[0]
-    if scheme in _BRIDGE_SCHEMES:
-        raise UnsupportedUriError(
-            f"connect({uri!r}): the {scheme}:// scheme (glasses or the emulator over the "
-            f"firmware bridge) is not supported by connect() yet; supported now: "
-            f"{_SUPPORTED_TEXT}"
-        )
+    if scheme in _BRIDGE_SCHEMES and "://" in head:
+        return await _open_bridge(uri, head, query)
     raise UnsupportedUriError(
-        f"connect({uri!r}): unknown scheme {scheme!r}; supported now: {_SUPPORTED_TEXT} "
-        f"(planned: {', '.join(s + '://' for s in _BRIDGE_SCHEMES)})"
+        f"connect({uri!r}): unknown scheme {scheme!r}; supported: {_SUPPORTED_TEXT}"
+    )
+
+
+async def _open_bridge(uri: str, head: str, query: str) -> Device:
+    from glasses_sdk._bridge_device import connect_bridge
+
+    pairs = parse_qs(query, keep_blank_values=True)
+    ours = {key: values[-1] for key, values in pairs.items() if key in _BRIDGE_OPTIONS}
+    rest = "&".join(
+        f"{key}={value}"
+        for key, values in pairs.items()
+        if key not in _BRIDGE_OPTIONS
+        for value in values
+    )
+    link_uri = f"{head}?{rest}" if rest else head
+
+    def size(key: str, default: int) -> int:
+        value = _number(ours, key, uri)
+        if value is None:
+            return default
+        if value <= 0 or value != int(value):
+            raise InvalidConfigError(f"connect({uri!r}): {key} must be a positive integer")
+        return int(value)
+
+    mode = ours.get("mode", "latest")
+    if mode not in ("latest", "queue"):
+        raise InvalidConfigError(f"connect({uri!r}): mode must be latest or queue, got {mode!r}")
+    return await connect_bridge(
+        link_uri,
+        insecure=_flag(ours, "insecure", False, uri),
+        width_px=size("width", 640),
+        height_px=size("height", 480),
+        fps=size("fps", 15),
+        jpeg_quality=size("quality", 80),
+        video_mode=mode,
     )
 
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from glasses_sdk._cli_cloud import cloud_app
 from glasses_sdk._cli_doctor import doctor_command
+from glasses_sdk._cli_emulator import emulator_command, pair_command
 from glasses_sdk._cli_models import faces_command, models_app, ocr_command, vad_command
 from glasses_sdk._exceptions import GlassesError
 
@@ -39,6 +40,8 @@ app.command("vad")(vad_command)
 app.command("faces")(faces_command)
 app.command("ocr")(ocr_command)
 app.command("doctor")(doctor_command)
+app.command("emulator")(emulator_command)
+app.command("pair")(pair_command)
 
 _err = Console(stderr=True, soft_wrap=True)
 

@@ -67,11 +67,32 @@ def test_local_without_a_camera_raises_no_camera_error() -> None:
         _run(connect("local").__aenter__())
 
 
-@pytest.mark.parametrize("scheme", ["tcp://127.0.0.1:7000", "serial:///dev/ttyUSB0", "ble://AA:BB"])
-def test_bridge_schemes_say_they_are_not_supported_yet(scheme: str) -> None:
-    name = scheme.split(":", 1)[0]
-    with pytest.raises(UnsupportedUriError, match=rf"the {name}:// scheme .* supported now"):
-        _run(connect(scheme).__aenter__())
+def test_connect_opens_the_emulator_over_tcp() -> None:
+    from tests.firmware_bridge.emulator_helpers import running_emulator
+
+    async def run() -> None:
+        async with running_emulator(insecure=True) as emulator:
+            uri = f"{emulator.address}?insecure=1&width=320&height=240&fps=10"
+            async with connect(uri) as device:
+                frame = await asyncio.wait_for(device.video.read(), timeout=5)
+                assert frame.image.shape == (240, 320, 3)
+                chunk = await asyncio.wait_for(device.audio.read(), timeout=5)
+                assert chunk.sample_rate_hz == 16_000
+
+    asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("uri", "match"),
+    [
+        ("tcp://127.0.0.1:7000?mode=all", "mode must be latest or queue"),
+        ("tcp://127.0.0.1:7000?width=-3", "width must be a positive integer"),
+        ("tcp://127.0.0.1:7000?insecure=maybe", "insecure must be 1 or 0"),
+    ],
+)
+def test_bridge_options_are_validated(uri: str, match: str) -> None:
+    with pytest.raises(InvalidConfigError, match=match):
+        _run(connect(uri).__aenter__())
 
 
 def test_bad_uris_raise_clear_errors(tmp_path: Path) -> None:

@@ -41,15 +41,19 @@ class FakeEmulatorView:
         return 1 / 30
 
     def state(self) -> dict[str, Any]:
+        # The shape of Emulator.state().
         return {
-            "led": "on",
+            "led": "ON",
             "battery_percent": 81.5,
             "charging": False,
             "temperature_c": 36.2,
-            "throttle_level": 0,
-            "camera": "streaming 1280x720 @ 30 fps",
-            "link": "ok",
-            "host": "127.0.0.1",
+            "throttle_level": "NONE",
+            "camera_streaming": True,
+            "audio_streaming": True,
+            "connections": 1,
+            "impairment": "",
+            "paired_hosts": 1,
+            "insecure": False,
         }
 
     def log_since(self, index: int) -> tuple[int, list[dict[str, Any]]]:
@@ -125,7 +129,7 @@ def test_routes_hide_behind_the_token(served: tuple[EmulatorWebServer, FakeEmula
     status, _ = _get(f"http://127.0.0.1:{server.port}/state")
     assert status == 404
     status, body = _get(f"{server.base_url}/state")
-    assert status == 200 and json.loads(body)["led"] == "on"
+    assert status == 200 and json.loads(body)["led"] == "ON"
     status, body = _get(f"{server.base_url}/snapshot.jpg")
     assert status == 200 and body[:2] == b"\xff\xd8"
     status, body = _get(f"{server.base_url}/log?since=0")
@@ -186,3 +190,76 @@ def test_the_testers_page_in_chromium_shows_state_and_sends_a_tap(
         finally:
             browser.close()
     assert ("tap", {"gesture": "tap"}) in view.actions
+
+
+def test_a_tap_clicked_on_the_page_reaches_the_connected_host(tmp_path: Any) -> None:
+    """The issue's end-to-end check: Chromium clicks Tap, the paired host gets the tap."""
+    import asyncio
+    import concurrent.futures
+
+    from firmware_bridge.emulator.web import EmulatorWebServer as WebServer
+    from firmware_bridge.host import DeviceInput
+    from firmware_bridge.protocol import Gesture, TouchEvent
+    from tests.firmware_bridge.emulator_helpers import (
+        paired_session,
+        running_emulator,
+        wait_for_event,
+    )
+
+    chromium = need_binary("chromium")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        missing("playwright is not installed (the dev extra)")
+
+    page_url: concurrent.futures.Future[str] = concurrent.futures.Future()
+    clicked = threading.Event()
+
+    async def device_and_host() -> Gesture:
+        async with running_emulator(state_dir=tmp_path / "device") as emulator:
+            web = WebServer(emulator.view())
+            web.start()
+            try:
+                session = await paired_session(emulator, tmp_path / "host")
+                try:
+                    page_url.set_result(web.page_url)
+                    event = await wait_for_event(
+                        session,
+                        lambda e: isinstance(e, DeviceInput) and isinstance(e.message, TouchEvent),
+                        timeout_s=30,
+                    )
+                    assert isinstance(event, DeviceInput)
+                    assert isinstance(event.message, TouchEvent)
+                    assert clicked.is_set()
+                    return event.message.gesture
+                finally:
+                    await session.close()
+            finally:
+                web.close()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        result = pool.submit(asyncio.run, device_and_host())
+        url = page_url.result(timeout=30)
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(
+                executable_path=chromium,
+                headless=True,
+                args=["--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+            )
+            try:
+                page = browser.new_page()
+                page.goto(url, timeout=15_000)
+                # The page shows the paired host before the tester taps.
+                page.wait_for_function(
+                    "document.getElementById('host').textContent.startsWith('1 connected')",
+                    timeout=15_000,
+                )
+                clicked.set()
+                page.click("#tap")
+                page.wait_for_function(
+                    "document.getElementById('status').textContent === 'tap: done'",
+                    timeout=10_000,
+                )
+            finally:
+                browser.close()
+        assert result.result(timeout=40) == Gesture.TAP
