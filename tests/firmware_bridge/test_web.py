@@ -263,3 +263,32 @@ def test_a_tap_clicked_on_the_page_reaches_the_connected_host(tmp_path: Any) -> 
             finally:
                 browser.close()
         assert result.result(timeout=40) == Gesture.TAP
+
+
+def test_a_camera_source_reads_the_real_emulators_mjpeg_stream(tmp_path: Any) -> None:
+    """The SDK's CameraSource opens the emulator's stream like any network camera."""
+    import asyncio
+
+    from firmware_bridge.emulator.web import EmulatorWebServer as WebServer
+    from glasses_sdk import CameraSource, connect
+    from tests.firmware_bridge.emulator_helpers import running_emulator
+
+    async def run() -> tuple[int, int, int]:
+        # The emulator streams its camera only to a host that asked for it.
+        async with (
+            running_emulator(insecure=True, state_dir=tmp_path) as emulator,
+            connect(f"{emulator.address}?insecure=1&width=640&height=480&fps=15") as device,
+        ):
+            await asyncio.wait_for(device.video.read(), timeout=10)
+            web = WebServer(emulator.view())
+            web.start()
+            try:
+                async with CameraSource(web.stream_url) as camera:
+                    frames = [await asyncio.wait_for(camera.read(), 10) for _ in range(5)]
+            finally:
+                web.close()
+        stamps = [f.timestamp_s for f in frames]
+        assert stamps == sorted(stamps)
+        return frames[-1].width, frames[-1].height, len(frames)
+
+    assert asyncio.run(run()) == (640, 480, 5)
