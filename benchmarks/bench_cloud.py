@@ -8,7 +8,17 @@ phase has a fixed duration, and the servers are stopped at the end.
 1. **Batching** — ``POST /v1/vision/faces`` (BlazeFace, a 512×512 JPEG) from 16
    concurrent clients against two servers that differ only in ``batching`` (on: up to 8
    images per model call, 2 ms wait; off: one ``session.run`` per request), run
-   interleaved A B A B; throughput ratio per pair, the median reported.
+   interleaved A B A B; throughput ratio per pair, the median reported. Then the same
+   for ``POST /v1/embeddings`` (MiniLM FP32, one sentence per request, client *i*
+   always sending sentence *i* of 16): ``embedding_batching`` on (up to 8 requests per
+   ``session.run``, padded to the longest, 2 ms wait) against off (concurrent
+   single-sentence ``session.run`` calls), the same 2 model threads, the same inputs.
+   Because the HTTP side (parsing, auth, limits, JSON of 384 floats) costs about as much
+   per request as one MiniLM call, the embeddings comparison is also run at the model
+   stage, in this process without HTTP: 16 concurrent clients submitting one sentence
+   each to the server's :class:`Batcher` and :class:`WorkQueue` (2 threads), against the
+   same clients making single-sentence calls on the same queue; the load generator's
+   CPU there is its event-loop thread's.
 2. **Overhead** — one client, sequential requests to a server whose face backend is a
    no-op (``NoopFaces``, named as such): the server's own time (its ``Server-Timing``
    header: auth, limits, body read, multipart parse, image decode, routing, metrics)
@@ -130,17 +140,19 @@ def _serve(args: argparse.Namespace) -> None:
         def detect(self, images: Sequence[Any], deadline: Deadline) -> list[list[FaceBox]]:
             return [[] for _ in images]
 
+    embeddings = args.task == "embeddings"
     settings = load(
         env={},
         data_dir=Path(args.data_dir),
         port=args.port,
-        batching=args.batching == "on",
+        batching=args.batching == "on" and not embeddings,
+        embedding_batching=args.batching == "on" and embeddings,
         batch_max_size=8,
         batch_max_wait_ms=2.0,
         model_threads=2,
         max_queue=args.max_queue,
-        backends=("faces",),
-        required_backends=("faces",),
+        backends=("embeddings",) if embeddings else ("faces",),
+        required_backends=("embeddings",) if embeddings else ("faces",),
         rate_per_s=1e6,
         burst=1_000_000,
     )
@@ -155,7 +167,13 @@ def _serve(args: argparse.Namespace) -> None:
 
 
 def _start(
-    data_dir: Path, *, batching: bool, noop: bool = False, max_queue: int = 64, **key: Any
+    data_dir: Path,
+    *,
+    batching: bool,
+    noop: bool = False,
+    max_queue: int = 64,
+    task: str = "faces",
+    **key: Any,
 ) -> Server:
     import httpx
 
@@ -167,6 +185,7 @@ def _start(
         sys.executable, "-m", "benchmarks.bench_cloud", "--serve",
         "--port", str(port), "--data-dir", str(folder),
         "--batching", "on" if batching else "off", "--max-queue", str(max_queue),
+        "--task", task,
     ]  # fmt: skip
     if noop:
         command.append("--noop")
@@ -193,7 +212,10 @@ def _jpeg(side: int = 512) -> bytes:
 
     from glasses_sdk import data
 
-    image = cv2.imread(str(data.photo_path("astronaut")))
+    path = data.photo_path("astronaut")
+    image = cv2.imread(str(path))
+    if image is None:
+        raise RuntimeError(f"OpenCV could not read {path}")
     if side != image.shape[0]:
         image = cv2.resize(image, (side, side), interpolation=cv2.INTER_AREA)
     ok, encoded = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, 90])
@@ -208,7 +230,31 @@ def _server_ms(headers: Any) -> float | None:
     return None
 
 
-async def _closed_loop(server: Server, image: bytes, seconds: float, clients: int) -> LoadResult:
+# One sentence per embeddings client (4 to 25 words): client i always sends SENTENCES[i].
+SENTENCES = (
+    "Where is the nearest pharmacy?",
+    "Read the sign above the entrance to me.",
+    "What time does the next bus to the airport leave?",
+    "Remind me to buy milk and eggs on the way home tonight.",
+    "How much is this?",
+    "Translate the menu into English, please.",
+    "Is this the right platform for the train to Hamburg?",
+    "Call my sister when I arrive at the hotel.",
+    "What does the warning label on this bottle say about children?",
+    "Turn the volume down.",
+    "Who painted the picture hanging on the wall in front of me?",
+    "Take a photo.",
+    "The meeting has been moved to Thursday afternoon at three o'clock in room B.",
+    "Find a quiet cafe nearby that is open after nine in the evening and has wifi.",
+    "Send a message saying I am running ten minutes late because the traffic is bad.",
+    "Summarize the first page of this document in two short sentences for me, "
+    "leaving out the tables and the footnotes at the bottom.",
+)
+
+
+async def _closed_loop(
+    server: Server, image: bytes, seconds: float, clients: int, *, task: str = "faces"
+) -> LoadResult:
     """``clients`` concurrent clients, each sending its next request on an answer."""
     import httpx
 
@@ -220,12 +266,16 @@ async def _closed_loop(server: Server, image: bytes, seconds: float, clients: in
         cpu = time.process_time()
         start = time.perf_counter()
 
-        async def worker() -> None:
+        async def worker(i: int) -> None:
+            body = {"model": "minilm-l6", "input": SENTENCES[i % len(SENTENCES)]}
             while time.perf_counter() < end:
                 t = time.perf_counter()
-                r = await client.post(
-                    "/v1/vision/faces", headers=headers, files={"image": ("a.jpg", image)}
-                )
+                if task == "embeddings":
+                    r = await client.post("/v1/embeddings", headers=headers, json=body)
+                else:
+                    r = await client.post(
+                        "/v1/vision/faces", headers=headers, files={"image": ("a.jpg", image)}
+                    )
                 result.statuses[r.status_code] += 1
                 if r.status_code == 200:
                     result.latencies_ms.append((time.perf_counter() - t) * 1e3)
@@ -233,7 +283,7 @@ async def _closed_loop(server: Server, image: bytes, seconds: float, clients: in
                     if ms is not None:
                         result.server_ms.append(ms)
 
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(*(worker(i) for i in range(clients)))
         result.seconds = time.perf_counter() - start
         result.client_cpu = (time.process_time() - cpu) / result.seconds
     return result
@@ -282,37 +332,112 @@ async def _open_loop(server: Server, image: bytes, rate_per_s: float, seconds: f
     return result
 
 
-def run(quick: bool = False) -> dict[str, Any]:
-    """Run the three phases; return their figures."""
+def _batching_pairs(
+    root: Path, image: bytes, phase_s: float, rounds: int, task: str
+) -> list[tuple[LoadResult, LoadResult]]:
+    """Batching on vs off for ``task``: two servers, warmed up, run interleaved."""
+    on = _start(root, batching=True, task=task)
+    off = _start(root, batching=False, task=task)
+    try:
+        for server in (on, off):  # warm-up
+            asyncio.run(_closed_loop(server, image, 1.0, CLIENTS, task=task))
+        pairs = []
+        for _ in range(rounds):
+            a = asyncio.run(_closed_loop(on, image, phase_s, CLIENTS, task=task))
+            b = asyncio.run(_closed_loop(off, image, phase_s, CLIENTS, task=task))
+            pairs.append((a, b))
+    finally:
+        on.stop()
+        off.stop()
+    return pairs
+
+
+def _batching_json(pairs: list[tuple[LoadResult, LoadResult]]) -> dict[str, Any]:
+    ratios = [a.ok_per_s / b.ok_per_s for a, b in pairs]
+    return {
+        "on": [a.to_json() for a, _ in pairs],
+        "off": [b.to_json() for _, b in pairs],
+        "ratio_on_over_off": [round(r, 2) for r in ratios],
+        "median_ratio": round(statistics.median(ratios), 2),
+    }
+
+
+async def _model_stage(
+    backend: Any, batching: bool, seconds: float, clients: int = CLIENTS
+) -> LoadResult:
+    """``clients`` coroutines, each embedding its own sentence again on every answer,
+    through the server's batcher (``batching``) or as single calls, on 2 model threads."""
+    from glasses_sdk.cloud import Deadline, WorkQueue
+    from glasses_sdk.cloud._batching import Batcher
+
+    queue = WorkQueue(2, max_queue=1024)
+
+    def run_batch(items: Sequence[str], deadline: Deadline) -> list[Any]:
+        return list(backend.embed(list(items), deadline))
+
+    batcher: Batcher[str, Any] = Batcher(
+        run_batch, queue, task="embeddings", max_batch_size=8, max_wait_ms=2.0
+    )
+    result = LoadResult(seconds)
+    end = time.perf_counter() + seconds
+
+    async def worker(i: int) -> None:
+        text = SENTENCES[i % len(SENTENCES)]
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            if batching:
+                await batcher.submit(text, Deadline.none())
+            else:
+                await queue.run(lambda d: backend.embed([text], d)[0], Deadline.none(), "e")
+            result.statuses[200] += 1
+            result.latencies_ms.append((time.perf_counter() - t) * 1e3)
+
+    cpu = time.thread_time()
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker(i) for i in range(clients)))
+    finally:
+        queue.close()
+    result.seconds = time.perf_counter() - start
+    result.client_cpu = (time.thread_time() - cpu) / result.seconds
+    return result
+
+
+def _model_stage_pairs(phase_s: float, rounds: int) -> list[tuple[LoadResult, LoadResult]]:
+    from glasses_sdk.cloud import InferenceEmbeddingBackend
+
+    backend = InferenceEmbeddingBackend()
+    asyncio.run(_model_stage(backend, True, 1.0))  # warm-up
+    asyncio.run(_model_stage(backend, False, 1.0))
+    pairs = []
+    for _ in range(rounds):
+        a = asyncio.run(_model_stage(backend, True, phase_s))
+        b = asyncio.run(_model_stage(backend, False, phase_s))
+        pairs.append((a, b))
+    return pairs
+
+
+def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
+    """Run the phases (``only="embeddings"``: the embeddings batching alone)."""
     import httpx
 
     phase_s = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
-    image = _jpeg()
+    image = _jpeg() if only is None else b""
     report: dict[str, Any] = {"clients": CLIENTS, "phase_s": phase_s, "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        # 1. batching on vs off, interleaved.
-        on = _start(root, batching=True)
-        off = _start(root, batching=False)
-        try:
-            for server in (on, off):  # warm-up
-                asyncio.run(_closed_loop(server, image, 1.0, CLIENTS))
-            pairs = []
-            for _ in range(rounds):
-                a = asyncio.run(_closed_loop(on, image, phase_s, CLIENTS))
-                b = asyncio.run(_closed_loop(off, image, phase_s, CLIENTS))
-                pairs.append((a, b))
-        finally:
-            on.stop()
-            off.stop()
-        ratios = [a.ok_per_s / b.ok_per_s for a, b in pairs]
-        report["batching"] = {
-            "on": [a.to_json() for a, _ in pairs],
-            "off": [b.to_json() for _, b in pairs],
-            "ratio_on_over_off": [round(r, 2) for r in ratios],
-            "median_ratio": round(statistics.median(ratios), 2),
-        }
+        # 1. batching on vs off, interleaved: embeddings (MiniLM), then faces.
+        report["embeddings_batching"] = _batching_json(
+            _batching_pairs(root, image, phase_s, rounds, "embeddings")
+        )
+        report["embeddings_batching_model_stage"] = _batching_json(
+            _model_stage_pairs(phase_s, rounds)
+        )
+        if only == "embeddings":
+            return report
+        pairs = _batching_pairs(root, image, phase_s, rounds, "faces")
+        report["batching"] = _batching_json(pairs)
         sustainable = statistics.median(max(a.ok_per_s, b.ok_per_s) for a, b in pairs)
 
         # 2. overhead: a no-op model, one client.
@@ -356,17 +481,33 @@ def run(quick: bool = False) -> dict[str, Any]:
     return report
 
 
-def _print(report: dict[str, Any]) -> None:
-    b = report["batching"]
-    print(f"cloud server, {report['clients']} clients, {report['phase_s']} s phases")
-    print("batching (POST /v1/vision/faces, BlazeFace, 512x512 JPEG):")
+def _print_batching(title: str, b: dict[str, Any]) -> None:
+    print(title)
     for i, (on, off) in enumerate(zip(b["on"], b["off"], strict=True)):
         print(
             f"  round {i + 1}: on {on['ok_per_s']:7.1f}/s p50 {on['p50_ms']:6.1f} ms | "
             f"off {off['ok_per_s']:7.1f}/s p50 {off['p50_ms']:6.1f} ms | "
-            f"ratio {b['ratio_on_over_off'][i]:.2f} | client CPU {on['client_cpu_fraction']:.2f}"
+            f"ratio {b['ratio_on_over_off'][i]:.2f} | client CPU on "
+            f"{on['client_cpu_fraction']:.2f} off {off['client_cpu_fraction']:.2f}"
         )
     print(f"  median ratio on/off: {b['median_ratio']:.2f}")
+
+
+def _print(report: dict[str, Any]) -> None:
+    print(f"cloud server, {report['clients']} clients, {report['phase_s']} s phases")
+    _print_batching(
+        "embeddings batching (POST /v1/embeddings, MiniLM FP32, one sentence per request):",
+        report["embeddings_batching"],
+    )
+    _print_batching(
+        "embeddings batching at the model stage (no HTTP; Batcher + WorkQueue, 2 threads):",
+        report["embeddings_batching_model_stage"],
+    )
+    if "batching" not in report:
+        return
+    _print_batching(
+        "faces batching (POST /v1/vision/faces, BlazeFace, 512x512 JPEG):", report["batching"]
+    )
     for name, what in (("overhead", "64x64 JPEG"), ("overhead_512_jpeg", "512x512 JPEG")):
         o = report[name]
         print(
@@ -394,11 +535,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batching", default="on", help=argparse.SUPPRESS)
     parser.add_argument("--max-queue", type=int, default=64, help=argparse.SUPPRESS)
     parser.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--task", default="faces", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--only", choices=["embeddings"], default=None, help="run only the embeddings batching"
+    )
     args = parser.parse_args(argv)
     if args.serve:
         _serve(args)
         return
-    report = run(quick=args.quick)
+    report = run(quick=args.quick, only=args.only)
     if args.json:
         sys.stdout.write(json.dumps(report, indent=2) + "\n")
     else:

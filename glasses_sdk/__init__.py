@@ -32,6 +32,7 @@ from glasses_sdk._exceptions import (
     SourceClosedError,
     StreamLostError,
     UnsupportedUriError,
+    WakeWordTrainingError,
 )
 from glasses_sdk.capture._audio import FileAudioSource, MicrophoneSource
 from glasses_sdk.capture._base import (
@@ -85,6 +86,7 @@ __all__ = [
     "UnsupportedUriError",
     "VideoFrame",
     "VideoSource",
+    "WakeWordTrainingError",
     "WatchdogOptions",
     "connect",
     "connect_bridge",

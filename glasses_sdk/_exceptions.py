@@ -20,8 +20,9 @@
     ├── BackendUnavailableError       a model backend is not loaded or not configured
     └── ModelError                    a model file cannot be built, found or run
         ├── ModelNotBuiltError (FileNotFoundError)  a built model file is missing
-        └── ModelBuildError               `glasses models build` cannot make a file
-            └── ChecksumMismatchError       a source file's sha256 is not the pinned one
+        ├── ModelBuildError               `glasses models build` cannot make a file
+        │   └── ChecksumMismatchError       a source file's sha256 is not the pinned one
+        └── WakeWordTrainingError         `glasses wake train` cannot synthesize or train
 
 Every message says what was expected and what was received, so that a caller can fix
 the input without reading our code. Foreign exceptions (OpenCV's ``cv2.error``, NumPy's
@@ -51,6 +52,7 @@ __all__ = [
     "SourceClosedError",
     "StreamLostError",
     "UnsupportedUriError",
+    "WakeWordTrainingError",
 ]
 
 
@@ -157,3 +159,7 @@ class ChecksumMismatchError(ModelBuildError):
         self.path = path
         self.expected = expected
         self.actual = actual
+
+
+class WakeWordTrainingError(ModelError):
+    """Training a wake word failed: a synthesizer is missing or failed, or data is too few."""

@@ -19,6 +19,7 @@ from glasses_sdk._cli_cloud import cloud_app
 from glasses_sdk._cli_doctor import doctor_command
 from glasses_sdk._cli_emulator import emulator_command, pair_command
 from glasses_sdk._cli_models import faces_command, models_app, ocr_command, vad_command
+from glasses_sdk._cli_wake import wake_app
 from glasses_sdk._exceptions import GlassesError
 
 __all__ = ["app", "main"]
@@ -36,6 +37,7 @@ app.add_typer(bench_app, name="bench", no_args_is_help=True)
 app.add_typer(data_app, name="data", no_args_is_help=True)
 app.add_typer(cloud_app, name="cloud", no_args_is_help=True)
 app.add_typer(models_app, name="models", no_args_is_help=True)
+app.add_typer(wake_app, name="wake", no_args_is_help=True)
 app.command("vad")(vad_command)
 app.command("faces")(faces_command)
 app.command("ocr")(ocr_command)

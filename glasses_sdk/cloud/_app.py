@@ -13,7 +13,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,7 +33,14 @@ from glasses_sdk._exceptions import (
     InvalidInputError,
     OverloadedError,
 )
-from glasses_sdk.cloud._backends import Backends, FaceBox, TextLine, Transcript, load_backends
+from glasses_sdk.cloud._backends import (
+    Backends,
+    EmbeddingBackend,
+    FaceBox,
+    TextLine,
+    Transcript,
+    load_backends,
+)
 from glasses_sdk.cloud._batching import Batcher
 from glasses_sdk.cloud._errors import ApiError
 from glasses_sdk.cloud._gateway import Gateway
@@ -43,7 +50,7 @@ from glasses_sdk.cloud._limits import Deadline, RateLimiter, TokenBuckets, WorkQ
 from glasses_sdk.cloud._media import decode_audio, decode_image
 from glasses_sdk.cloud._metrics import CONTENT_TYPE, Metrics
 from glasses_sdk.cloud._settings import CloudSettings, load_settings
-from glasses_sdk.cloud._state import ServerState
+from glasses_sdk.cloud._state import EmbeddingBatchOut, ServerState
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -91,11 +98,13 @@ class ChatCompletionRequest(BaseModel):
 
 
 class EmbeddingRequest(BaseModel):
-    """OpenAI's embeddings request."""
+    """OpenAI's embeddings request (text input; token-id input is not supported)."""
 
     model_config = ConfigDict(extra="allow")
     model: str
     input: str | list[str]
+    encoding_format: Literal["float", "base64"] = "float"
+    """``base64``: each vector as little-endian float32 bytes (the openai client's default)."""
 
 
 Scope = Literal["inference", "metrics", "admin"]
@@ -569,25 +578,57 @@ async def chat_completions(
 
 @v1.post("/embeddings", tags=["openai"], dependencies=[Admitted])
 async def embeddings(request: Request, body: EmbeddingRequest) -> JSONResponse:
-    """OpenAI-compatible embeddings (503 until an embedding backend is plugged in)."""
-    backend = _state(request).backends.need_embeddings()
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    """OpenAI-compatible embeddings: all-MiniLM-L6-v2, 384 dimensions, unit length."""
+    state = _state(request)
+    backend = state.backends.need_embeddings()
+    texts = (body.input,) if isinstance(body.input, str) else tuple(body.input)
     if not texts or len(texts) > 2048:
         raise ApiError(
             400, "invalid_request_error", "input: expected 1 to 2048 strings", param="input"
         )
-    vectors = await _run(request, "embeddings", lambda d: backend.embed(texts, d))
+    if state.embedding_batcher is not None:
+        vectors, tokens = await state.embedding_batcher.submit(texts, _deadline(request))
+    else:
+        vectors, tokens = await _run(
+            request, "embeddings", lambda d: (backend.embed(texts, d), backend.count_tokens(texts))
+        )
+        state.metrics.batch_size.labels("embeddings").observe(1)
+    data: list[dict[str, Any]] = []
+    for i, vector in enumerate(vectors):
+        encoded: str | list[float] = (
+            base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+            if body.encoding_format == "base64"
+            else [float(x) for x in vector]
+        )
+        data.append({"object": "embedding", "index": i, "embedding": encoded})
+    total = int(sum(tokens))
     return JSONResponse(
         {
             "object": "list",
             "model": body.model,
-            "data": [
-                {"object": "embedding", "index": i, "embedding": [float(x) for x in v]}
-                for i, v in enumerate(vectors)
-            ],
-            "usage": {"prompt_tokens": 0, "total_tokens": 0},
+            "data": data,
+            "usage": {"prompt_tokens": total, "total_tokens": total},
         }
     )
+
+
+def _embedding_batch(
+    backend: EmbeddingBackend,
+) -> Callable[[Sequence[tuple[str, ...]], Deadline], list[EmbeddingBatchOut]]:
+    """The batcher's call: the texts of all requests in one ``embed``, split back."""
+
+    def run(requests: Sequence[tuple[str, ...]], deadline: Deadline) -> list[EmbeddingBatchOut]:
+        texts = [t for r in requests for t in r]
+        vectors = backend.embed(texts, deadline)
+        tokens = backend.count_tokens(texts)
+        out: list[EmbeddingBatchOut] = []
+        start = 0
+        for r in requests:
+            out.append((vectors[start : start + len(r)], tokens[start : start + len(r)]))
+            start += len(r)
+        return out
+
+    return run
 
 
 @v1.post("/vision/faces", tags=["vision"], dependencies=[Admitted])
@@ -900,7 +941,10 @@ def create_app(
     """
     settings = settings or load_settings()
     metrics = Metrics()
-    per_call = settings.batch_max_size if settings.batching else 1
+    batches = settings.batching or (
+        settings.embedding_batching and "embeddings" in settings.backends
+    )
+    per_call = settings.batch_max_size if batches else 1
     queue = WorkQueue(
         settings.model_threads,
         settings.max_queue,
@@ -933,6 +977,16 @@ def create_app(
                 faces.detect,
                 queue,
                 task="faces",
+                max_batch_size=settings.batch_max_size,
+                max_wait_ms=settings.batch_max_wait_ms,
+                metrics=metrics,
+            )
+        embedder = state.backends.embeddings
+        if embedder is not None and settings.embedding_batching:
+            state.embedding_batcher = Batcher(
+                _embedding_batch(embedder),
+                queue,
+                task="embeddings",
                 max_batch_size=settings.batch_max_size,
                 max_wait_ms=settings.batch_max_wait_ms,
                 metrics=metrics,

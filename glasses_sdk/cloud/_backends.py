@@ -9,8 +9,10 @@ Each task is one :class:`typing.Protocol` with one method that takes the request
   :mod:`glasses_sdk.inference`); it takes a list so that the batcher can hand it several;
 - :class:`OcrBackend` — one BGR image → text lines (default: PP-OCR from
   :mod:`glasses_sdk.inference`, with a larger detector input than on the device);
-- :class:`EmbeddingBackend` — texts → ``(N, D)`` float32 (MiniLM once its ONNX export
-  is built; until then the slot stays empty and ``/v1/embeddings`` answers 503).
+- :class:`EmbeddingBackend` — texts → ``(N, D)`` float32 (default:
+  :class:`InferenceEmbeddingBackend`, all-MiniLM-L6-v2 in FP32 from
+  :mod:`glasses_sdk.inference`); it takes a list so that the batcher can hand it the
+  texts of several requests at once.
 
 :func:`load_backends` loads the enabled ones and records, for each one that fails, the
 reason (a missing package, a model not built); the server starts anyway and ``/readyz``
@@ -42,6 +44,7 @@ __all__ = [
     "EmbeddingBackend",
     "FaceBackend",
     "FaceBox",
+    "InferenceEmbeddingBackend",
     "InferenceFaceBackend",
     "InferenceOcrBackend",
     "OcrBackend",
@@ -148,6 +151,10 @@ class EmbeddingBackend(Protocol):
 
     def embed(self, texts: Sequence[str], deadline: Deadline) -> NDArray[np.float32]:
         """``(len(texts), dimensions)`` L2-normalized float32 vectors."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """The tokens each text counts for (the ``usage`` of the OpenAI API)."""
         ...
 
 
@@ -344,19 +351,52 @@ class InferenceOcrBackend:
         return out
 
 
-def _no_embeddings() -> EmbeddingBackend:
-    raise BackendUnavailableError(
-        "embeddings",
-        "no sentence-embedding model is built yet (MiniLM's ONNX export is not part of "
-        "this version); plug an EmbeddingBackend into Backends(embeddings=...)",
-    )
+# --- sentence embeddings (glasses_sdk.inference) --------------------------------------
+
+
+class InferenceEmbeddingBackend:
+    """all-MiniLM-L6-v2 (FP32) from :mod:`glasses_sdk.inference`: one embedder shared by
+    the model threads (its tokenizer and session are safe to call concurrently).
+
+    A call of N texts runs them sorted by length in chunks of ``max_batch_size``, each
+    padded to its longest: the batcher's concurrent requests become one such call.
+    """
+
+    name = "minilm-l6"
+    dimensions = 384
+
+    def __init__(self, max_batch_size: int = 64) -> None:
+        """Load the model once (raises :class:`BackendUnavailableError` if not built)."""
+        try:
+            from glasses_sdk.inference.embeddings import (
+                SentenceEmbedder,
+                SentenceEmbedderOptions,
+            )
+        except ImportError as exc:
+            raise BackendUnavailableError("embeddings", f"glasses_sdk.inference: {exc}") from None
+        try:
+            self._embedder = SentenceEmbedder(
+                SentenceEmbedderOptions(variant="fp32", max_batch_size=max_batch_size)
+            )
+        except (GlassesError, ImportError) as exc:
+            raise BackendUnavailableError("embeddings", str(exc)) from None
+        self.dimensions = self._embedder.dimensions
+
+    def embed(self, texts: Sequence[str], deadline: Deadline) -> NDArray[np.float32]:
+        """Unit vectors, one per text, in order."""
+        deadline.check("sentence embeddings")
+        return self._embedder.embed(texts).vectors
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text, special tokens included, after truncation to 256."""
+        return self._embedder.count_tokens(texts)
 
 
 BACKEND_LOADERS: dict[str, Callable[[CloudSettings], object]] = {
     "transcription": lambda s: PocketsphinxTranscriber(max_decoders=s.model_threads),
     "faces": lambda s: InferenceFaceBackend(s.faces_model),
     "ocr": lambda s: InferenceOcrBackend(s.ocr_max_side_px),
-    "embeddings": lambda s: _no_embeddings(),
+    "embeddings": lambda s: InferenceEmbeddingBackend(),
 }
 """How each backend is loaded by default; replace an entry to plug in another one."""
 

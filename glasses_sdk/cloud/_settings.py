@@ -71,6 +71,13 @@ class CloudSettings(BaseModel):
     BlazeFace graph has a fixed batch of one, so a batch runs image by image on one
     thread, and neither that nor a batch-dynamic copy of the graph was faster here
     (``benchmarks/bench_cloud.py``); the batcher is the seam for models that gain."""
+    embedding_batching: bool = False
+    """Batch concurrent ``/v1/embeddings`` requests (up to ``batch_max_size`` requests,
+    ``batch_max_wait_ms``) into one MiniLM call of all their texts, padded to the
+    longest. On CPU it gained little where measured (``benchmarks/bench_cloud.py``, 16
+    clients, mixed-length sentences, 2 cores: about 1.0x over HTTP, 1.05-1.2x at the
+    model stage): one sentence already fills the matrix products well, and padding to
+    the longest wastes much of what a batch saves. Off by default for that reason."""
     batch_max_size: int = Field(8, ge=1, le=256)
     batch_max_wait_ms: float = Field(2.0, ge=0, le=1000)
 

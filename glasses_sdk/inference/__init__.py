@@ -6,7 +6,10 @@ through one shared onnxruntime session per file (:class:`SessionManager`). The t
 
 - :class:`VoiceActivityDetector` (silero VAD): speech segments, streaming;
 - :class:`FaceDetector` (BlazeFace) and :func:`blur_faces`: faces, and the privacy blur;
-- :class:`TextReader` (PP-OCR): lines of text with their polygons.
+- :class:`TextReader` (PP-OCR): lines of text with their polygons;
+- :class:`WakeWordDetector` (trained here): wake words in a stream, and the command
+  that follows, ended by the VAD (:class:`WakeWordListener`);
+- :class:`SentenceEmbedder` (MiniLM): sentence embeddings, for the cloud server.
 """
 
 from __future__ import annotations
@@ -24,6 +27,11 @@ from glasses_sdk.inference._session import (
     SessionConfig,
     SessionManager,
     default_session_manager,
+)
+from glasses_sdk.inference.embeddings import (
+    EmbeddingResult,
+    SentenceEmbedder,
+    SentenceEmbedderOptions,
 )
 from glasses_sdk.inference.faces import (
     Face,
@@ -45,9 +53,22 @@ from glasses_sdk.inference.vad import (
     VadResult,
     VoiceActivityDetector,
 )
+from glasses_sdk.inference.wakeword import (
+    Command,
+    EndpointOptions,
+    WakeWordDetection,
+    WakeWordDetector,
+    WakeWordListener,
+    WakeWordModel,
+    WakeWordOptions,
+    WakeWordResult,
+)
 
 __all__ = [
     "BuildRecord",
+    "Command",
+    "EmbeddingResult",
+    "EndpointOptions",
     "Face",
     "FaceDetectionResult",
     "FaceDetector",
@@ -56,6 +77,8 @@ __all__ = [
     "ModelRegistry",
     "ModelSpec",
     "RunningMode",
+    "SentenceEmbedder",
+    "SentenceEmbedderOptions",
     "SessionConfig",
     "SessionManager",
     "SpeechSegment",
@@ -67,6 +90,12 @@ __all__ = [
     "VadResult",
     "VariantSpec",
     "VoiceActivityDetector",
+    "WakeWordDetection",
+    "WakeWordDetector",
+    "WakeWordListener",
+    "WakeWordModel",
+    "WakeWordOptions",
+    "WakeWordResult",
     "blur_faces",
     "build_models",
     "built_dir",

@@ -2,7 +2,8 @@
 
 For every variant of every manifest model, in dependency order: locate the source file
 inside its package (installed aside, never imported), check its sha256, then apply the
-variant's recipe (copy, ``tflite2onnx``, or onnxruntime quantization) into a temporary
+variant's recipe (copy, ``tflite2onnx``, ``torch-onnx`` for MiniLM's PyTorch weights, or
+onnxruntime quantization) into a temporary
 file that is renamed into place only when complete. Beside each output a small
 ``.build.json`` stamp records what it was made from; a variant whose stamp still matches
 is skipped, so the build is idempotent and incremental. A file lock serializes
@@ -10,7 +11,8 @@ concurrent builds (two test workers, ``make demo`` beside ``make test``).
 
 Build tooling (``onnx``, ``tflite2onnx``, and ``sympy`` for onnxruntime's quantization
 pre-processing) is imported only by the recipes that need it: copying the ONNX files of
-silero-vad and rapidocr needs none of it.
+silero-vad and rapidocr needs none of it. ``torch-onnx`` needs torch, which no extra
+installs (``pip install torch==2.13.0``, the CPU build; see :mod:`._minilm`).
 """
 
 from __future__ import annotations
@@ -288,6 +290,13 @@ def _tflite2onnx(source: Path, out: Path) -> None:
     _cap_ir_version(out)
 
 
+def _torch_onnx(source: Path, out: Path) -> None:
+    from glasses_sdk.inference._minilm import export_minilm
+
+    export_minilm(source, out)
+    _cap_ir_version(out)
+
+
 # Per-channel QDQ needs DequantizeLinear's ``axis``, which arrived in opset 13;
 # tflite2onnx writes opset 11.
 _MIN_QUANT_OPSET = 13
@@ -469,6 +478,8 @@ def _build_variant(
             shutil.copyfile(input_path, staged)
         elif variant.recipe == "tflite2onnx":
             _tflite2onnx(input_path, staged)
+        elif variant.recipe == "torch-onnx":
+            _torch_onnx(input_path, staged)
         else:
             _quantize(spec, variant, input_path, staged, work, registry=registry)
         if variant.recipe != "copy":
@@ -512,6 +523,8 @@ def build_models(
         if install:
             install_sources(sources)
         for spec in specs:
+            if spec.shipped:  # trained here and shipped as is: nothing to build
+                continue
             source = _verified_source(spec, sources)
             for variant in _order(spec):
                 label = f"{spec.name}/{variant.name}"
@@ -528,4 +541,4 @@ def count_steps(names: Sequence[str] | None = None, registry: ModelRegistry | No
     """How many variants :func:`build_models` would visit (for a progress bar)."""
     registry = registry or default_registry()
     specs = [registry.get(n) for n in names] if names else list(registry)
-    return sum(len(s.variants) for s in specs)
+    return sum(len(s.variants) for s in specs if not s.shipped)

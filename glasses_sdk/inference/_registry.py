@@ -27,11 +27,17 @@ __all__ = [
     "default_registry",
 ]
 
-Recipe = Literal["copy", "tflite2onnx", "quantize-static", "quantize-dynamic"]
-RECIPES: tuple[str, ...] = ("copy", "tflite2onnx", "quantize-static", "quantize-dynamic")
+Recipe = Literal["copy", "tflite2onnx", "torch-onnx", "quantize-static", "quantize-dynamic"]
+RECIPES: tuple[str, ...] = (
+    "copy",
+    "tflite2onnx",
+    "torch-onnx",
+    "quantize-static",
+    "quantize-dynamic",
+)
 """The build recipes a variant can name."""
 
-TASKS: tuple[str, ...] = ("vad", "faces", "ocr-det", "ocr-cls", "ocr-rec")
+TASKS: tuple[str, ...] = ("vad", "faces", "ocr-det", "ocr-cls", "ocr-rec", "embeddings", "wakeword")
 """The tasks a model can serve."""
 
 BUILD_HINT = "run `glasses models build` (or `make test`, which does it)"
@@ -78,6 +84,9 @@ class ModelSpec:
     variants: Mapping[str, VariantSpec]
     input: Mapping[str, Any] = field(default_factory=dict)
     notes: str = ""
+    shipped: str = ""
+    """A file under ``models/`` that ships with the SDK (trained here): no package, no
+    build; :meth:`ModelRegistry.path` returns it as it is."""
 
     def variant(self, name: str | None = None) -> VariantSpec:
         """The named variant, or the default one; InvalidConfigError when unknown."""
@@ -140,18 +149,23 @@ def _parse_model(name: str, table: Mapping[str, Any]) -> ModelSpec:
     if default not in variants:
         raise InvalidConfigError(f"{where}: default {default!r} is not one of its variants")
     raw_input = table.get("input", {})
+    shipped = table.get("shipped", "")
+    if not isinstance(shipped, str):
+        raise InvalidConfigError(f"{where}: 'shipped' must be a path under models/")
+    unpackaged = "-" if shipped else None  # a shipped model has no source package
     return ModelSpec(
         name=name,
         task=task,
-        package=_str(table, "package", where),
-        module=_str(table, "module", where),
-        file=_str(table, "file", where),
+        package=_str(table, "package", where, unpackaged),
+        module=_str(table, "module", where, unpackaged),
+        file=_str(table, "file", where, shipped or None),
         sha256=sha256,
         licence=_str(table, "licence", where),
         default=default,
         variants=variants,
         input=dict(raw_input) if isinstance(raw_input, dict) else {},
         notes=str(table.get("notes", "")),
+        shipped=shipped,
     )
 
 
@@ -194,12 +208,24 @@ class ModelRegistry:
         return [m for m in self.models.values() if m.task == task]
 
     def output_path(self, model: str, variant: str | None = None) -> Path:
-        """Where the build writes ``model``'s ``variant`` (default variant when None)."""
+        """Where the build writes ``model``'s ``variant`` (default variant when None);
+        for a model the SDK ships, its file under ``models/``."""
         spec = self.get(model)
+        if spec.shipped:
+            return self.manifest_path.parent / spec.shipped
         return self.build_root / spec.name / f"{spec.variant(variant).name}.onnx"
 
     def path(self, model: str, variant: str | None = None) -> Path:
-        """The built file of ``model``'s ``variant``; ModelNotBuiltError when missing."""
+        """The built file of ``model``'s ``variant``; ModelNotBuiltError when missing.
+
+        A model the SDK ships (``shipped`` in the manifest) is its file under ``models/``.
+        """
+        spec = self.get(model)
+        if spec.shipped:
+            shipped = self.manifest_path.parent / spec.shipped
+            if not shipped.is_file():
+                raise ModelError(f"model {model!r}: its shipped file {shipped} is missing")
+            return shipped
         path = self.output_path(model, variant)
         if not path.is_file():
             raise ModelNotBuiltError(

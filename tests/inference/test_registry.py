@@ -40,6 +40,8 @@ def test_every_model_is_complete() -> None:
 
 def test_built_files_match_the_registry(registry: ModelRegistry) -> None:
     for spec in registry:
+        if spec.shipped:  # trained here and shipped in models/: not built
+            continue
         for variant in spec.variants:
             path = registry.path(spec.name, variant)
             assert path.stat().st_size > 10_000
