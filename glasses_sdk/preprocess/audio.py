@@ -47,6 +47,7 @@ Whole 10 s clip: ~1.7 ms alone (librosa's ``stft`` + cached mel basis: ~3.7 ms);
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from fractions import Fraction
@@ -57,7 +58,6 @@ import numpy as np
 import scipy.fft
 from numpy.lib.stride_tricks import as_strided
 from numpy.typing import NDArray
-from scipy.signal import firwin, upfirdn
 
 from glasses_sdk._exceptions import InvalidAudioError, InvalidConfigError
 
@@ -73,6 +73,16 @@ __all__ = [
     "mel_filterbank",
     "resample",
 ]
+
+
+@functools.cache
+def _scipy_signal() -> Any:
+    """scipy.signal, imported on first use: it pulls in scipy.stats and costs about
+    1.3 s at start-up, which every ``import glasses_sdk`` paid before."""
+    import scipy.signal
+
+    return scipy.signal
+
 
 SUPPORTED_SAMPLE_RATES_HZ: tuple[int, ...] = (8000, 11025, 16000, 22050, 24000, 32000, 44100, 48000)
 """The sample rates that :func:`resample` and :class:`Resampler` convert between
@@ -273,7 +283,7 @@ def _design(from_rate_hz: int, to_rate_hz: int) -> _Polyphase:
     width = 2.0 * math.pi * transition_hz / high_rate_hz
     numtaps = math.ceil((_STOPBAND_ATTENUATION_DB - 7.95) / (2.285 * width)) + 1
     numtaps += 1 - numtaps % 2  # odd: a linear-phase filter with an integer delay
-    taps = firwin(numtaps, cutoff_hz, window=("kaiser", beta), fs=high_rate_hz) * up
+    taps = _scipy_signal().firwin(numtaps, cutoff_hz, window=("kaiser", beta), fs=high_rate_hz) * up
     return _Polyphase(up, down, taps.astype(np.float32), (numtaps - 1) // 2)
 
 
@@ -299,7 +309,7 @@ def _polyphase_outputs(
     n = n1 - n0
     if xs.size == 0:
         return np.zeros(n, dtype=np.float32)
-    y = upfirdn(taps, xs, up, down)
+    y = _scipy_signal().upfirdn(taps, xs, up, down)
     out = y[first : first + n]
     if out.size < n:  # cannot happen with the bounds above; kept for safety
         out = np.concatenate((out, np.zeros(n - out.size, y.dtype)))
