@@ -39,9 +39,7 @@ def _photo(width: int, height: int, name: str = "astronaut") -> NDArray[np.uint8
     """A real photo (scikit-image's, via glasses_sdk.data) scaled to ``width×height``."""
     from glasses_sdk import data
 
-    image = cv2.imread(str(data.photo_path(name)), cv2.IMREAD_COLOR)
-    if image is None:  # pragma: no cover - the file exists (photo_path checked it)
-        raise RuntimeError(f"OpenCV could not read the photo {name!r}")
+    image = data.load_photo(name)
     resized = cv2.resize(image, (width, height), interpolation=cv2.INTER_CUBIC)
     return np.ascontiguousarray(resized, dtype=np.uint8)
 

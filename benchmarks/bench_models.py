@@ -34,18 +34,18 @@ VAD_F1_TOLERANCE = 0.01
 TEXT_CER_TOLERANCE = 0.005
 
 _MEMORY_SCRIPT = """
-import cv2, numpy as np, soundfile
+import soundfile
 from glasses_sdk import data
 from glasses_sdk.inference import FaceDetector, VoiceActivityDetector
 samples, rate = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
 VoiceActivityDetector().detect(samples, rate)
-FaceDetector().detect(cv2.imread(str(data.photo_path("astronaut"))))
+FaceDetector().detect(data.load_photo("astronaut"))
 try:
     from glasses_sdk.inference.ocr import TextReader
 except ImportError:
     pass
 else:
-    TextReader().read(cv2.imread(str(data.photo_path("page"))))
+    TextReader().read(data.load_photo("page"))
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent across fork and
 # exec, so a large benchmark process would inflate its child's figure.
 hwm = next(ln for ln in open("/proc/self/status") if ln.startswith("VmHWM:"))
@@ -102,7 +102,7 @@ def _faces(quick: bool) -> Comparison:
     from glasses_sdk.inference import FaceDetector
     from glasses_sdk.inference._registry import default_registry
 
-    frame = cv2.resize(cv2.imread(str(data.photo_path("astronaut"))), (1280, 720))
+    frame = cv2.resize(data.load_photo("astronaut"), (1280, 720))
     detector = FaceDetector()
     tensor = detector._letterboxer.run(frame)[0].copy()
     session = detector.model.session
@@ -168,12 +168,11 @@ def _int8_faces(quick: bool) -> tuple[Comparison, dict[str, Any]]:
 
 def _scene() -> Any:
     """A 640x480 real photo (scikit-image's coffee) with a sign of three printed lines."""
-    import cv2
 
     from glasses_sdk import data
     from tests.inference.test_ocr import RENDERED_LINES, render
 
-    photo = cv2.imread(str(data.photo_path("coffee")))
+    photo = data.load_photo("coffee")
     return render(RENDERED_LINES, background=photo), "\n".join(RENDERED_LINES)
 
 
@@ -196,7 +195,6 @@ def _rapidocr() -> Any:
 
 
 def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
-    import cv2
 
     from glasses_sdk import data
     from glasses_sdk.inference import TextReader
@@ -204,7 +202,7 @@ def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
 
     reader = TextReader()
     scene, scene_text = _scene()
-    page = cv2.imread(str(data.photo_path("page")))
+    page = data.load_photo("page")
     accuracy: dict[str, Any] = {
         "ours": {
             "page_cer": round(character_error_rate(reader.read(page).text, PAGE_TEXT), 4),
@@ -239,7 +237,6 @@ def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
 
 
 def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
-    import cv2
 
     from glasses_sdk import data
     from glasses_sdk.inference import TextReader, TextReaderOptions
@@ -250,7 +247,7 @@ def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
     fp32 = TextReader(TextReaderOptions(rec_variant="fp32"))
     int8 = TextReader(TextReaderOptions(rec_variant="int8"))
     scene, scene_text = _scene()
-    page = cv2.imread(str(data.photo_path("page")))
+    page = data.load_photo("page")
 
     def cer(reader: Any) -> float:
         # Both real texts count alike: the mean of the page's and the scene's CER.
