@@ -39,6 +39,7 @@ __all__ = [
     "PREAMBLE_TLS",
     "PairingRequiredError",
     "PairingStore",
+    "config_dir",
     "connect_tcp",
     "pair_tcp",
     "read_answer",
@@ -53,6 +54,14 @@ PREAMBLE_BYTES = 8
 
 PAIRING_DIR_ENV = "GLASSES_PAIRING_DIR"
 """Environment variable that overrides the host's pairing store folder."""
+
+
+def config_dir() -> Path:
+    """``$XDG_CONFIG_HOME/glasses-sdk`` (else ``~/.config/glasses-sdk``): pairings and the
+    emulator's identity live below it."""
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".config"
+    return base / "glasses-sdk"
 
 
 class PairingRequiredError(PairingError):
@@ -78,9 +87,7 @@ class PairingStore:
         env = os.environ.get(PAIRING_DIR_ENV)
         if env:
             return cls(Path(env).expanduser())
-        xdg = os.environ.get("XDG_CONFIG_HOME")
-        base = Path(xdg) if xdg else Path.home() / ".config"
-        return cls(base / "glasses-sdk" / "pairing")
+        return cls(config_dir() / "pairing")
 
     def identity(self) -> Identity:
         """This host's identity, created on first use."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,9 +28,9 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _default_state_dir() -> Path:
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    base = Path(xdg) if xdg else Path.home() / ".config"
-    return base / "glasses-sdk" / "emulator"
+    from firmware_bridge._secure import config_dir
+
+    return config_dir() / "emulator"
 
 
 def emulator_command(
