@@ -433,6 +433,11 @@ def test_errors_are_json_without_traces(client: httpx.Client, key: str) -> None:
     ocr = client.post("/v1/vision/ocr", headers=auth(key), files={"image": ("a.png", _png())})
     assert ocr.status_code == 503
     assert _error(ocr)["code"] == "ocr_unavailable"
+    embeddings = client.post(
+        "/v1/embeddings", headers=auth(key), json={"model": "m", "input": "hi"}
+    )
+    assert embeddings.status_code == 503, embeddings.text
+    assert _error(embeddings)["code"] == "embeddings_unavailable"
 
 
 def test_readyz_reports_each_backend(client: httpx.Client, key: str) -> None:
