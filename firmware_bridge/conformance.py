@@ -380,15 +380,18 @@ async def _check_led_rule(target: _Target) -> str:
             await session.set_led(False)
         except CommandError as exc:
             return f"LED on while streaming; turning it off was refused ({exc})"
-        await asyncio.sleep(0.5)  # frames already in flight may still arrive
-        with contextlib.suppress(asyncio.QueueEmpty):
-            while True:
-                session._frames.get_nowait()
-        try:
-            await session.next_frame(timeout_s=1.5)
-        except TimeoutError:
-            return "LED on while streaming; with the LED off the camera stopped"
-        raise _CheckFailedError("the camera kept streaming after the LED was turned off")
+        led_off_s = time.monotonic()
+        # Frames captured before the LED went off may still be in flight: only a frame
+        # whose capture time (on our clock) is later counts against the device.
+        deadline = led_off_s + 2.0
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                frame = await session.next_frame(timeout_s=remaining)
+            except TimeoutError:
+                break
+            if session.to_host_time_s(frame.timestamp_us) > led_off_s + 0.1:
+                raise _CheckFailedError("the camera kept streaming after the LED was turned off")
+        return "LED on while streaming; with the LED off the camera stopped"
 
 
 async def _check_fragmentation(target: _Target, mtus: tuple[int, ...]) -> str:
