@@ -14,7 +14,8 @@
     ├── CaptureError                  a camera or microphone cannot deliver
     │   ├── NoCameraError                 no camera at that index, file or URL
     │   ├── NoMicrophoneError             no audio input device (or not that one)
-    │   └── StreamLostError               a live stream stopped: unplugged, connection closed
+    │   ├── StreamLostError               a live stream stopped: unplugged, connection closed
+    │   └── LedUnavailableError           the capture LED cannot be shown: capture refused
     ├── DeadlineExceededError (TimeoutError)  a request's deadline cannot be met
     ├── OverloadedError               a bounded work queue is full: retry later
     ├── BackendUnavailableError       a model backend is not loaded or not configured
@@ -42,6 +43,7 @@ __all__ = [
     "InvalidConfigError",
     "InvalidFrameError",
     "InvalidInputError",
+    "LedUnavailableError",
     "MissingDependencyError",
     "ModelBuildError",
     "ModelError",
@@ -134,6 +136,11 @@ class NoMicrophoneError(CaptureError):
 
 class StreamLostError(CaptureError):
     """A live stream stopped delivering (device unplugged, connection closed, read failed)."""
+
+
+class LedUnavailableError(CaptureError):
+    """The device reports that its capture LED cannot be shown (off while streaming, or
+    blocked), so the SDK refuses to capture: bystanders must see when the camera is on."""
 
 
 class ModelError(GlassesError):
