@@ -102,7 +102,7 @@ def _faces(quick: bool) -> Comparison:
     from glasses_sdk.inference import FaceDetector
     from glasses_sdk.inference._registry import default_registry
 
-    frame = cv2.resize(data.load_photo("astronaut"), (1280, 720))
+    frame = np.asarray(cv2.resize(data.load_photo("astronaut"), (1280, 720)), dtype=np.uint8)
     detector = FaceDetector()
     tensor = detector._letterboxer.run(frame)[0].copy()
     session = detector.model.session
@@ -176,25 +176,26 @@ def _scene() -> Any:
     return render(RENDERED_LINES, background=photo), "\n".join(RENDERED_LINES)
 
 
-def _rapidocr() -> Any:
-    """rapidocr-onnxruntime's own pipeline, or None when its dependencies are missing.
+def _rapidocr(install: bool) -> tuple[Any, str | None]:
+    """rapidocr-onnxruntime's own pipeline, or None and the reason it cannot run.
 
     Its package sits in the model cache (installed without dependencies, as the SDK
     needs only its files); running its code also needs pyclipper, shapely, pyyaml, six
-    and pillow, which only the benchmark's environment installs.
+    and pillow, which only the benchmark's environment installs (``_bench_env``).
     """
-    from glasses_sdk._paths import sources_dir
+    from benchmarks._bench_env import activate
 
-    if str(sources_dir()) not in sys.path:
-        sys.path.append(str(sources_dir()))
+    why = activate(install=install)
+    if why is not None:
+        return None, why
     try:
-        from rapidocr_onnxruntime import RapidOCR
-    except ImportError:
-        return None
-    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1)
+        from rapidocr_onnxruntime import RapidOCR  # type: ignore[import-not-found]
+    except ImportError as exc:
+        return None, f"rapidocr_onnxruntime does not import: {exc}"
+    return RapidOCR(intra_op_num_threads=1, inter_op_num_threads=1), None
 
 
-def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+def _ocr(quick: bool, install: bool) -> tuple[Comparison, dict[str, Any]]:
 
     from glasses_sdk import data
     from glasses_sdk.inference import TextReader
@@ -210,7 +211,7 @@ def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
         }
     }
     references: list[tuple[str, Any, float | None]] = []
-    engine = _rapidocr()
+    engine, why = _rapidocr(install)
     if engine is not None:
 
         def text_of(image: Any) -> str:
@@ -223,8 +224,10 @@ def _ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
         }
         references.append(("rapidocr RapidOCR", lambda: engine(scene), 1.0))
     else:
-        accuracy["rapidocr"] = "not installed: pip install pyclipper shapely pyyaml six pillow"
-    kw = {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+        accuracy["rapidocr"] = f"not run: {why}"
+    kw: dict[str, Any] = (
+        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    )
     comparison = compare(
         "text reading 640x480 scene, 3 lines",
         ("TextReader.read", lambda: reader.read(scene)),
@@ -256,7 +259,9 @@ def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
             + character_error_rate(reader.read(scene).text, scene_text)
         ) / 2
 
-    kw = {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    kw: dict[str, Any] = (
+        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    )
     comparison = compare(
         "ppocr-rec int8 vs fp32 (TextReader.read, scene)",
         ("int8", lambda: int8.read(scene)),
@@ -292,13 +297,17 @@ def _peak_memory_bytes() -> int:
     return int(out.stdout.strip().splitlines()[-1])
 
 
-def run(*, as_json: bool = False, quick: bool = False) -> dict[str, Any]:
-    """Run every model comparison; print a table (or one JSON document) and return it."""
+def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> dict[str, Any]:
+    """Run every model comparison; print a table (or one JSON document) and return it.
+
+    ``install``: pip-install the reference pipelines' pinned packages where missing
+    (``requirements/bench.txt``); without it a missing reference is reported, not run.
+    """
     import cv2
 
     cv2.setNumThreads(1)
     comparisons = [_vad(quick), _faces(quick)]
-    ocr_comparison, ocr_accuracy = _ocr(quick)
+    ocr_comparison, ocr_accuracy = _ocr(quick, install)
     comparisons.append(ocr_comparison)
     int8_comparison, decision = _int8_faces(quick)
     comparisons.append(int8_comparison)
@@ -335,8 +344,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--quick", action="store_true", help="few samples (smoke run)")
+    parser.add_argument(
+        "--no-install",
+        action="store_true",
+        help="do not pip-install the references' packages (requirements/bench.txt)",
+    )
     args = parser.parse_args(argv)
-    run(as_json=args.json, quick=args.quick)
+    run(as_json=args.json, quick=args.quick, install=not args.no_install)
     return 0
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -62,7 +63,7 @@ SCHEMA = {
 @pytest.mark.slow
 def test_bench_models_json(registry: ModelRegistry) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.bench_models", "--quick", "--json"],
+        [sys.executable, "-m", "benchmarks.bench_models", "--quick", "--json", "--no-install"],
         capture_output=True,
         text=True,
         timeout=600,
@@ -79,3 +80,25 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
     for decision in document["int8_decisions"]:
         if not decision["keep_as_default"]:
             assert decision["manifest_default"] == "fp32"
+
+
+def test_bench_env_reports_what_is_missing_without_installing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import _bench_env
+    from glasses_sdk._paths import CACHE_ENV
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    lock = _bench_env.bench_lock()
+    pins = [ln.split("#")[0].strip() for ln in lock.read_text().splitlines()]
+    pins = [p for p in pins if p]
+    assert {p.split("==")[0].lower() for p in pins} >= {"pyclipper", "shapely", "pyyaml", "six"}
+    assert _bench_env.missing_bench_deps() == pins
+    before = list(sys.path)
+    why = _bench_env.activate(install=False)
+    assert why is not None and "pyclipper==" in why and str(tmp_path) in why
+    assert sys.path == before
+    # A package counts as installed by its dist-info folder, as pip --target leaves it.
+    name, version = pins[0].split("==")
+    (tmp_path / "bench-deps" / f"{name.replace('-', '_')}-{version}.dist-info").mkdir(parents=True)
+    assert _bench_env.missing_bench_deps() == pins[1:]
