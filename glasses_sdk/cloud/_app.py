@@ -424,16 +424,40 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
+async def _store_status(state: ServerState) -> dict[str, dict[str, Any]]:
+    """Each shared store's kind and whether it answers (a store without ``ping`` is local
+    to this process and always reachable)."""
+    settings = state.settings
+    out: dict[str, dict[str, Any]] = {}
+    for name, kind, store in (
+        ("rate_limit", settings.rate_limit_store, state.buckets),
+        ("idempotency", settings.idempotency_store, state.idempotency),
+    ):
+        ping = getattr(store, "ping", None)
+        reachable = True
+        if ping is not None:
+            try:
+                await asyncio.to_thread(ping)
+            except Exception as exc:  # the client's own errors: any means "not reachable"
+                log.warning("%s store does not answer: %s", name, type(exc).__name__)
+                reachable = False
+        out[name] = {"store": kind, "reachable": reachable}
+    return out
+
+
 @ops.get("/readyz", dependencies=[Security(_bearer)])
 async def readyz(request: Request) -> JSONResponse:
     """Readiness: 200 when every required backend is loaded, 503 otherwise, with details."""
     state = _state(request)
     status = state.backends.status()
-    missing = [n for n in state.settings.required_backends if not status[n]["ready"]]
+    missing: list[str] = [n for n in state.settings.required_backends if not status[n]["ready"]]
+    stores = await _store_status(state)
+    missing += [f"{name}_store" for name, s in stores.items() if not s["reachable"]]
     document = {
         "ready": not missing,
         "missing": missing,
         "backends": status,
+        "stores": stores,
         "upstream": {"configured": state.settings.upstream_base_url is not None},
         "queue": {"depth": state.queue.depth, "threads": state.queue.threads},
     }
@@ -923,6 +947,41 @@ def _install_error_handlers(app: FastAPI, state: ServerState) -> None:
 # --- the factory -----------------------------------------------------------------------
 
 
+def _stores(
+    settings: CloudSettings,
+    rate_limiter: RateLimiter | None,
+    idempotency: IdempotencyBackend | None,
+) -> tuple[RateLimiter, IdempotencyBackend]:
+    """The stores the settings name, where the caller did not pass its own; the Redis
+    ones share one connection pool."""
+    client: Any = None
+    if rate_limiter is None or idempotency is None:
+        wants_redis = (rate_limiter is None and settings.rate_limit_store == "redis") or (
+            idempotency is None and settings.idempotency_store == "redis"
+        )
+        if wants_redis:
+            from glasses_sdk.cloud._redis import connect_redis
+
+            client = connect_redis(settings)
+    if rate_limiter is None:
+        if settings.rate_limit_store == "redis":
+            from glasses_sdk.cloud._redis import RedisTokenBuckets
+
+            rate_limiter = RedisTokenBuckets(client, settings.redis_key_prefix)
+        else:
+            rate_limiter = TokenBuckets()
+    if idempotency is None:
+        if settings.idempotency_store == "redis":
+            from glasses_sdk.cloud._redis import RedisIdempotencyStore
+
+            idempotency = RedisIdempotencyStore(
+                client, settings.idempotency_ttl_s, settings.redis_key_prefix
+            )
+        else:
+            idempotency = IdempotencyStore(settings.idempotency_db, settings.idempotency_ttl_s)
+    return rate_limiter, idempotency
+
+
 def create_app(
     settings: CloudSettings | None = None,
     *,
@@ -934,10 +993,11 @@ def create_app(
 
     ``settings`` default to :func:`load_settings` (file and environment). ``backends``
     default to :func:`load_backends`, run at start-up; pass your own to plug in other
-    models or fakes. The key store and (by default) the idempotency store open under
-    ``settings.data_dir``; rate limits are kept in this process unless ``rate_limiter``
-    is given. Those two parameters are the seam for a shared store (Redis) when several
-    processes or Ray Serve replicas serve one deployment.
+    models or fakes. The key store opens under ``settings.data_dir``; rate limits and
+    idempotency records are kept where ``settings.rate_limit_store`` and
+    ``settings.idempotency_store`` say (this process and SQLite by default, Redis when
+    several processes or Ray Serve replicas serve one deployment), unless
+    ``rate_limiter`` or ``idempotency`` is given.
     """
     settings = settings or load_settings()
     metrics = Metrics()
@@ -952,14 +1012,14 @@ def create_app(
         max_admitted=settings.max_queue + settings.model_threads * per_call,
     )
     metrics.track_queue(lambda: queue.depth)
+    limiter, idempotency = _stores(settings, rate_limiter, idempotency)
     state = ServerState(
         settings=settings,
         keys=KeyStore(settings.keys_db),
-        idempotency=idempotency
-        or IdempotencyStore(settings.idempotency_db, settings.idempotency_ttl_s),
+        idempotency=idempotency,
         queue=queue,
         metrics=metrics,
-        buckets=rate_limiter or TokenBuckets(),
+        buckets=limiter,
     )
 
     @asynccontextmanager
@@ -1001,6 +1061,9 @@ def create_app(
             queue.close()
             state.keys.close()
             state.idempotency.close()
+            close = getattr(state.buckets, "close", None)
+            if close is not None:
+                close()
 
     app = FastAPI(
         title="glasses-sdk cloud fallback",

@@ -66,6 +66,42 @@ class CloudSettings(BaseModel):
 
     idempotency_ttl_s: int = Field(24 * 3600, ge=1)
 
+    rate_limit_store: Literal["memory", "redis"] = "memory"
+    """Where the per-key token buckets live: ``memory`` (this process; with several
+    workers or replicas each has its own, so a key's rate is per process) or ``redis``
+    (one bucket per key shared by every process, needs ``redis_url``)."""
+    idempotency_store: Literal["sqlite", "redis"] = "sqlite"
+    """Where idempotency records live: ``sqlite`` (a file under ``data_dir``: shared by
+    the workers of one machine, not across machines) or ``redis`` (needs ``redis_url``)."""
+    redis_url: str | None = None
+    """The shared store, e.g. ``redis://10.0.0.5:6379/0``, ``rediss://`` (TLS) or
+    ``unix:///run/redis.sock``; a password goes in the URL (``redis://:secret@host``)."""
+    redis_key_prefix: str = Field("glasses:", min_length=1, max_length=100)
+    """Prefix of every Redis key this server writes (several deployments, one Redis)."""
+    redis_timeout_s: float = Field(1.0, gt=0, le=60)
+    """Connect and command timeout: a Redis that does not answer costs a request at most
+    this long (then 503), never a hung event loop."""
+
+    ray_address: str | None = None
+    """``glasses cloud serve --ray``: the Ray cluster to join (``auto`` for the one this
+    node belongs to, ``ray://head:10001``); None starts a local Ray on this machine."""
+    ray_replicas: int = Field(1, ge=1, le=1024)
+    """Replicas of the deployment when autoscaling is off (``ray_max_replicas`` unset)."""
+    ray_min_replicas: int = Field(1, ge=0, le=1024)
+    """Autoscaling floor (used when ``ray_max_replicas`` is set)."""
+    ray_max_replicas: int | None = Field(None, ge=1, le=1024)
+    """Autoscaling ceiling; setting it turns autoscaling on."""
+    ray_target_ongoing_requests: float = Field(2.0, gt=0, le=10_000)
+    """Autoscaling target: requests in flight per replica that it scales towards."""
+    ray_upscale_delay_s: float = Field(30.0, ge=0, le=3600)
+    ray_downscale_delay_s: float = Field(600.0, ge=0, le=86_400)
+    ray_max_ongoing_requests: int = Field(16, ge=1, le=100_000)
+    """Requests one replica takes at once; past it Ray queues them at the proxy."""
+    ray_replica_cpus: float = Field(1.0, gt=0, le=256)
+    """CPUs Ray reserves for each replica (its model threads run inside them)."""
+    ray_health_check_period_s: float = Field(10.0, gt=0, le=3600)
+    ray_health_check_timeout_s: float = Field(30.0, gt=0, le=3600)
+
     batching: bool = False
     """Batch concurrent face-detection calls into one model call. Off by default: the
     BlazeFace graph has a fixed batch of one, so a batch runs image by image on one
@@ -104,6 +140,20 @@ class CloudSettings(BaseModel):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"expected an http:// or https:// URL, got {value!r}")
         return value.rstrip("/")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"expected a redis://, rediss:// or unix:// URL, got {value!r}")
+        return value
+
+    @property
+    def autoscaling(self) -> bool:
+        """Whether ``--ray`` deploys with autoscaling (``ray_max_replicas`` is set)."""
+        return self.ray_max_replicas is not None
 
     @property
     def keys_db(self) -> Path:
@@ -195,4 +245,21 @@ def load_settings(
             f"required_backends: {sorted(unknown)} are required but not in backends "
             f"{list(settings.backends)}"
         )
+    _check_combinations(settings)
     return settings
+
+
+def _check_combinations(settings: CloudSettings) -> None:
+    problems = []
+    for name in ("rate_limit_store", "idempotency_store"):
+        if getattr(settings, name) == "redis" and settings.redis_url is None:
+            problems.append(
+                f"{name} is 'redis' but redis_url is not set (e.g. redis://host:6379/0)"
+            )
+    top = settings.ray_max_replicas
+    if top is not None and settings.ray_min_replicas > top:
+        problems.append(
+            f"ray_min_replicas ({settings.ray_min_replicas}) is over ray_max_replicas ({top})"
+        )
+    if problems:
+        raise InvalidConfigError("invalid cloud settings:\n  " + "\n  ".join(problems))

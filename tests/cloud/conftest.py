@@ -1,4 +1,5 @@
-"""A real uvicorn server on 127.0.0.1, port 0, per test module; keys; fake backends.
+"""A real uvicorn server on 127.0.0.1, port 0, per test module; keys; fake backends;
+a real ``redis-server`` (Debian's) on a Unix socket in a temporary folder.
 
 The fakes are named as fakes: ``FakeFaces`` and ``FakeTranscriber`` stand in for the
 models where a test is about the server (limits, queueing, idempotency), not the model.
@@ -6,6 +7,9 @@ models where a test is about the server (limits, queueing, idempotency), not the
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -28,8 +32,10 @@ from glasses_sdk.cloud import (
     create_app,
     load_settings,
 )
+from tests.conftest import missing, need_binary
 
 SERVER_START_TIMEOUT_S = 30.0
+REDIS_START_TIMEOUT_S = 15.0
 
 
 @contextmanager
@@ -129,6 +135,58 @@ def module_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cloud")
 
 
+@contextmanager
+def redis_server() -> Iterator[str]:
+    """Run Debian's ``redis-server`` on a Unix socket (no TCP port, no persistence) in a
+    fresh temporary folder; yield its ``unix://`` URL; stop it and remove the folder."""
+    binary = need_binary("redis-server")
+    try:
+        import redis
+    except ImportError:
+        missing("the redis package is not installed: pip install 'glasses-sdk[cloud]'")
+    # A short folder under /tmp: a Unix socket path must stay under 108 bytes.
+    folder = Path(tempfile.mkdtemp(prefix="glasses-redis-"))
+    socket_path = folder / "redis.sock"
+    command = [
+        binary, "--port", "0", "--unixsocket", str(socket_path), "--unixsocketperm", "700",
+        "--save", "", "--appendonly", "no", "--dir", str(folder), "--loglevel", "warning",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    url = f"unix://{socket_path}"
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
+        while True:
+            try:
+                if client.ping():
+                    break
+            except redis.RedisError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                error = process.stderr.read().decode() if process.stderr else ""
+                raise RuntimeError(f"redis-server did not start: {error[-500:]}")
+            time.sleep(0.02)
+        client.close()
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        if process.stderr is not None:
+            process.stderr.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    """A real redis-server for this module (see :func:`redis_server`)."""
+    with redis_server() as url:
+        yield url
+
+
 def fake_backends(faces: FakeFaces | None = None) -> Backends:
     """Fakes for faces and speech; OCR and embeddings missing with a reason."""
     return Backends(
@@ -145,6 +203,7 @@ __all__ = [
     "create_app",
     "fake_backends",
     "make_key",
+    "redis_server",
     "serve",
     "server_settings",
 ]
