@@ -18,7 +18,10 @@
     │   └── LedUnavailableError           the capture LED cannot be shown: capture refused
     ├── DeadlineExceededError (TimeoutError)  a request's deadline cannot be met
     ├── OverloadedError               a bounded work queue is full: retry later
+    │   └── OutboxFullError               the durable outbox is at its cap (policy reject_new)
     ├── BackendUnavailableError       a model backend is not loaded or not configured
+    │   └── CloudUnavailableError         the cloud's circuit is open, or it stayed unreachable
+    ├── CloudRequestError             the cloud refused a request for good (a 4xx not retried)
     └── ModelError                    a model file cannot be built, found or run
         ├── ModelNotBuiltError (FileNotFoundError)  a built model file is missing
         ├── ModelBuildError               `glasses models build` cannot make a file
@@ -32,10 +35,14 @@ casting errors) are translated at the boundary into these.
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "BackendUnavailableError",
     "CaptureError",
     "ChecksumMismatchError",
+    "CloudRequestError",
+    "CloudUnavailableError",
     "DataNotFoundError",
     "DeadlineExceededError",
     "GlassesError",
@@ -50,6 +57,7 @@ __all__ = [
     "ModelNotBuiltError",
     "NoCameraError",
     "NoMicrophoneError",
+    "OutboxFullError",
     "OverloadedError",
     "SourceClosedError",
     "StreamLostError",
@@ -120,6 +128,39 @@ class BackendUnavailableError(GlassesError):
         super().__init__(f"the {backend} backend is unavailable: {reason}")
         self.backend = backend
         self.reason = reason
+
+
+class OutboxFullError(OverloadedError):
+    """The durable outbox holds its cap of items or bytes and its policy is ``reject_new``."""
+
+
+class CloudUnavailableError(BackendUnavailableError):
+    """The cloud cannot be reached: its circuit breaker is open, or every attempt failed.
+
+    ``attempts`` is how many were sent (0 when the breaker refused at once);
+    ``retry_after_s`` is when the breaker will let a probe through, if known.
+    """
+
+    def __init__(
+        self, reason: str, *, attempts: int = 0, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__("cloud", reason)
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
+
+
+class CloudRequestError(GlassesError):
+    """The cloud answered with a 4xx that a retry cannot change (bad input, auth, 422).
+
+    ``status`` is the HTTP status and ``error`` the server's JSON ``error`` object
+    (``type``, ``message``, ``code``, ``param``), or ``{}`` when it sent none.
+    """
+
+    def __init__(self, status: int, error: dict[str, Any], *, path: str = "") -> None:
+        message = str(error.get("message") or "no error message")
+        super().__init__(f"the cloud refused {path or 'the request'} with {status}: {message}")
+        self.status = status
+        self.error = error
 
 
 class CaptureError(GlassesError):

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from glasses_sdk.cloud._errors import ApiError
+from glasses_sdk.cloud._faults import faults
 from glasses_sdk.cloud._idempotency import Outcome, StoredResponse
 from glasses_sdk.cloud._keys import ApiKey
 from glasses_sdk.cloud._limits import Deadline
@@ -348,6 +349,10 @@ class Gateway:
                     (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
                     for k, v in message.get("headers", [])
                 ]
+                if captured["status"] < 500 and captured["status"] not in _NOT_STORED:
+                    # The model call is done, nothing is sent or committed yet: the
+                    # chaos run's crash point (a no-op unless the fault is configured).
+                    faults.after_model_call()
             elif message["type"] == "http.response.body":
                 captured["body"].append(bytes(message.get("body", b"")))
             await send(message)

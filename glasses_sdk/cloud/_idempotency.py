@@ -12,12 +12,26 @@ atomically, in one SQLite transaction, what a request gets:
 
 A request that fails with a 5xx or is refused for load (429, 503) releases its record,
 so that the client's retry runs again. Records expire after the TTL; a ``running``
-record older than the TTL is treated as abandoned (its process died).
+record older than the TTL is treated as abandoned.
+
+A process that dies while a request runs (SIGKILL, OOM, power) cannot release its
+record. So each record names its writer (host, pid and the pid's start time, which
+tells a reused pid apart), and a ``running`` record whose writer on this host is no
+longer alive is released: all at once when a store opens, and on the spot when a
+retry meets it. Without that, every retry after a crash would get 409 until the TTL.
+Writers on another host are never judged dead here (the store is one host's SQLite).
+
+Each response stored also adds one to the key's row in ``executions``, in the same
+transaction: a count of committed executions that survives the record's expiry, so
+that "no request ran twice" can be proved from the server's side.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import socket
+import sqlite3
 import threading
 import time
 from dataclasses import dataclass
@@ -27,7 +41,16 @@ from typing import Protocol
 
 from glasses_sdk.cloud._keys import connect
 
-__all__ = ["Begin", "IdempotencyBackend", "IdempotencyStore", "Outcome", "StoredResponse"]
+__all__ = [
+    "Begin",
+    "IdempotencyBackend",
+    "IdempotencyStore",
+    "Outcome",
+    "StoredResponse",
+    "instance_id",
+    "owner_alive",
+    "read_executions",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
@@ -39,10 +62,60 @@ CREATE TABLE IF NOT EXISTS records (
     status INTEGER,
     headers TEXT,
     body BLOB,
+    owner TEXT,
     PRIMARY KEY (tenant, key)
 );
 CREATE INDEX IF NOT EXISTS records_created ON records (created_s);
+CREATE TABLE IF NOT EXISTS executions (
+    tenant TEXT NOT NULL,
+    key TEXT NOT NULL,
+    count INTEGER NOT NULL,
+    last_s REAL NOT NULL,
+    PRIMARY KEY (tenant, key)
+);
 """
+
+_PROC_STAT = Path("/proc/self/stat")
+
+
+def _start_ticks(pid: int) -> str | None:
+    """The start time of ``pid`` in clock ticks since boot (Linux), or None if it is gone.
+
+    Off Linux (no /proc) it is ``"?"`` while the pid exists: a reused pid then looks
+    alive, which only delays a release until the TTL, never releases a live record.
+    """
+    if not _PROC_STAT.exists():
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return "?"
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except FileNotFoundError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after the last ')'.
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def instance_id() -> str:
+    """This process as an idempotency-record writer: ``host:pid:start-ticks``."""
+    pid = os.getpid()
+    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid)}"
+
+
+def owner_alive(owner: str | None) -> bool:
+    """Whether the writer ``owner`` may still be running (unknown writers count as alive)."""
+    if owner is None:
+        return True
+    host, _, rest = owner.partition(":")
+    pid_text, _, ticks = rest.partition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True
+    now = _start_ticks(int(pid_text))
+    return now is not None and (now == ticks or "?" in (now, ticks))
 
 
 class Outcome(Enum):
@@ -102,7 +175,28 @@ class IdempotencyStore:
         self._lock = threading.Lock()
         self._conn = connect(path)
         self._conn.executescript(_SCHEMA)
+        columns = {row[1] for row in self._conn.execute("PRAGMA table_info(records)")}
+        if "owner" not in columns:  # a store written before records named their writer
+            self._conn.execute("ALTER TABLE records ADD COLUMN owner TEXT")
         self._last_purge_s = 0.0
+        self.instance = instance_id()
+        self.released_at_start = self.release_dead()
+        """How many ``running`` records of dead processes were released on opening."""
+
+    def release_dead(self) -> int:
+        """Release every ``running`` record whose writer has died; return how many."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT tenant, key, owner FROM records WHERE state = 'running'"
+            ).fetchall()
+            dead = [(t, k, o) for t, k, o in rows if not owner_alive(o)]
+            for tenant, key, owner in dead:
+                self._conn.execute(
+                    "DELETE FROM records WHERE tenant = ? AND key = ? AND state = 'running' "
+                    "AND owner = ?",
+                    (tenant, key, owner),
+                )
+        return len(dead)
 
     def close(self) -> None:
         """Close the database connection."""
@@ -124,18 +218,20 @@ class IdempotencyStore:
             conn.execute("BEGIN IMMEDIATE")
             try:
                 row = conn.execute(
-                    "SELECT fingerprint, state, created_s, status, headers, body FROM records "
+                    "SELECT fingerprint, state, created_s, status, headers, body, owner "
+                    "FROM records "
                     "WHERE tenant = ? AND key = ?",
                     (tenant, key),
                 ).fetchone()
-                if row is not None and row[2] < now_s - self.ttl_s:
+                abandoned = row is not None and row[1] == "running" and not owner_alive(row[6])
+                if row is not None and (abandoned or row[2] < now_s - self.ttl_s):
                     conn.execute("DELETE FROM records WHERE tenant = ? AND key = ?", (tenant, key))
                     row = None
                 if row is None:
                     conn.execute(
-                        "INSERT INTO records (tenant, key, fingerprint, state, created_s) "
-                        "VALUES (?, ?, ?, 'running', ?)",
-                        (tenant, key, fingerprint, now_s),
+                        "INSERT INTO records (tenant, key, fingerprint, state, created_s, owner) "
+                        "VALUES (?, ?, ?, 'running', ?, ?)",
+                        (tenant, key, fingerprint, now_s, self.instance),
                     )
                     result = Begin(Outcome.RUN)
                 elif row[0] != fingerprint:
@@ -152,13 +248,27 @@ class IdempotencyStore:
         return result
 
     def finish(self, tenant: str, key: str, response: StoredResponse) -> None:
-        """Store the response of a request that ran."""
+        """Store the response of a request that ran, and count its execution, atomically."""
         with self._lock:
-            self._conn.execute(
-                "UPDATE records SET state = 'done', status = ?, headers = ?, body = ? "
-                "WHERE tenant = ? AND key = ? AND state = 'running'",
-                (response.status, json.dumps(response.headers), response.body, tenant, key),
-            )
+            conn = self._conn
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                cursor = conn.execute(
+                    "UPDATE records SET state = 'done', status = ?, headers = ?, body = ? "
+                    "WHERE tenant = ? AND key = ? AND state = 'running'",
+                    (response.status, json.dumps(response.headers), response.body, tenant, key),
+                )
+                if cursor.rowcount == 1:
+                    conn.execute(
+                        "INSERT INTO executions (tenant, key, count, last_s) VALUES (?, ?, 1, ?) "
+                        "ON CONFLICT (tenant, key) DO UPDATE SET count = count + 1, "
+                        "last_s = excluded.last_s",
+                        (tenant, key, time.time()),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
 
     def release(self, tenant: str, key: str) -> None:
         """Forget a running record (the request failed in a way a retry may fix)."""
@@ -178,3 +288,24 @@ class IdempotencyStore:
                     "SELECT COUNT(*) FROM records WHERE tenant = ?", (tenant,)
                 ).fetchone()
         return int(row[0])
+
+    def executions(self, tenant: str | None = None) -> dict[tuple[str, str], int]:
+        """Committed executions per (tenant, key): 1 for every key that ran exactly once."""
+        query = "SELECT tenant, key, count FROM executions"
+        with self._lock:
+            if tenant is None:
+                rows = self._conn.execute(query).fetchall()
+            else:
+                rows = self._conn.execute(query + " WHERE tenant = ?", (tenant,)).fetchall()
+        return {(str(t), str(k)): int(c) for t, k, c in rows}
+
+
+def read_executions(path: Path) -> dict[tuple[str, str], int]:
+    """The committed executions of the store at ``path``, read without opening a store
+    (which would release records): for tests and the chaos benchmark, after a run."""
+    conn = sqlite3.connect(path, timeout=5.0)
+    try:
+        rows = conn.execute("SELECT tenant, key, count FROM executions").fetchall()
+    finally:
+        conn.close()
+    return {(str(t), str(k)): int(c) for t, k, c in rows}
