@@ -33,6 +33,7 @@ from firmware_bridge.protocol import (
     Lane,
     Message,
     Ping,
+    RawFrame,
     decode_message,
 )
 
@@ -315,7 +316,7 @@ class DuplicateMessage:
 ReassemblyEvent = ReceivedMessage | DuplicateMessage | ProtocolError
 
 
-@dataclass
+@dataclass(slots=True)
 class _Partial:
     message_type: int
     sequence: int
@@ -324,6 +325,9 @@ class _Partial:
     chunk_bytes: int
     reserved_bytes: int
     started_ms: float
+    # Grown by extending, not preallocated to reserved_bytes: a first fragment that lies
+    # about its count would otherwise make us allocate and zero up to max_message_bytes
+    # for a few hundred bytes received.
     data: bytearray
     next_index: int = 1
 
@@ -345,6 +349,8 @@ class Reassembler:
     :class:`ReceivedMessage`, a :class:`DuplicateMessage` or a :class:`ProtocolError`,
     and counts errors per class name in :attr:`errors`. Every limit is checked before
     bytes are buffered, and the bytes held never exceed ``max_buffered_bytes``.
+    :meth:`push_raw` is the same logic for :data:`~firmware_bridge.protocol.RawFrame`
+    tuples, for a receive loop that handles a batch of frames per read.
     """
 
     def __init__(self, limits: ReassemblyLimits | None = None) -> None:
@@ -374,38 +380,82 @@ class Reassembler:
     def push(self, frame: Frame, now_ms: float) -> list[ReassemblyEvent]:
         """Feed one frame received at ``now_ms``; return what it completes or breaks."""
         events: list[ReassemblyEvent] = list(self.expire(now_ms))
-        state = self._lanes[frame.lane]
-        if frame.fragment is None:
-            if state.partial is not None:
-                self._abandon(frame.lane, events, "an unfragmented message arrived")
+        fragment = frame.fragment
+        index, count = (0, 0) if fragment is None else (fragment.index, fragment.count)
+        raw: RawFrame = (
+            frame.message_type,
+            frame.lane,
+            frame.sequence,
+            frame.ack_requested,
+            frame.is_ack,
+            index,
+            count,
+            frame.data,
+        )
+        self.push_raw(raw, now_ms, events)
+        return events
+
+    def push_raw(self, raw: RawFrame, now_ms: float, events: list[ReassemblyEvent]) -> None:
+        """:meth:`push` for a :data:`RawFrame`, appending what it completes to ``events``.
+
+        It does not call :meth:`expire`: call that once before a batch of frames that
+        arrived at the same ``now_ms`` (the result is the same as once per frame, since
+        no partial message can time out between frames of one batch).
+        """
+        message_type, lane, sequence, ack_requested, _, index, count, data = raw
+        state = self._lanes[lane]
+        partial = state.partial
+        if not count:
+            if partial is not None:
+                self._abandon(lane, events, "an unfragmented message arrived")
             state.discarding = None
             self._complete(
-                frame.lane,
-                frame.message_type,
-                frame.sequence,
-                frame.data,
-                events,
-                ack_requested=frame.ack_requested,
+                lane, message_type, sequence, bytes(data), events, ack_requested=ack_requested
             )
-        elif frame.fragment.index == 0:
-            self._start(frame, frame.fragment, now_ms, events)
-        else:
-            self._continue(frame, frame.fragment, events)
-        return events
+            return
+        if index == 0:
+            self._start(raw, now_ms, events)
+            return
+        if partial is None:
+            self._orphan(lane, sequence, index, events)
+            return
+        size = len(data)
+        if (
+            sequence != partial.sequence
+            or index != partial.next_index
+            or count != partial.count
+            or message_type != partial.message_type
+            or size > partial.chunk_bytes
+            or (size != partial.chunk_bytes and index < count - 1)
+            or len(partial.data) + size > partial.reserved_bytes
+        ):
+            self._out_of_order(lane, partial, raw, events)
+            return
+        # Within the reservation by construction: index < count and size <= chunk_bytes.
+        partial.data += data
+        partial.next_index = index + 1
+        if index + 1 == count:
+            self._drop(lane, discard_rest=False)
+            self._complete(
+                lane,
+                message_type,
+                sequence,
+                bytes(partial.data),
+                events,
+                ack_requested=partial.ack_requested,
+            )
 
     def expire(self, now_ms: float) -> list[ProtocolError]:
         """Drop partial messages older than the reassembly timeout."""
         expired: list[ProtocolError] = []
+        timeout_ms = self.limits.reassembly_timeout_ms
         for lane, state in self._lanes.items():
             partial = state.partial
-            if partial is not None and now_ms - partial.started_ms > (
-                self.limits.reassembly_timeout_ms
-            ):
+            if partial is not None and now_ms - partial.started_ms > timeout_ms:
                 self._drop(lane, discard_rest=True)
                 error = ReassemblyTimeoutError(
                     f"lane {lane.name} message {partial.sequence} incomplete after "
-                    f"{self.limits.reassembly_timeout_ms} ms "
-                    f"({partial.next_index} of {partial.count} fragments)"
+                    f"{timeout_ms} ms ({partial.next_index} of {partial.count} fragments)"
                 )
                 self.errors[type(error).__name__] += 1
                 expired.append(error)
@@ -441,51 +491,51 @@ class Reassembler:
         self._lanes[lane].discarding = sequence
         self._report(events, error)
 
-    def _start(
-        self, frame: Frame, fragment: Fragment, now_ms: float, events: list[ReassemblyEvent]
-    ) -> None:
-        lane, limits = frame.lane, self.limits
+    def _start(self, raw: RawFrame, now_ms: float, events: list[ReassemblyEvent]) -> None:
+        message_type, lane, sequence, ack_requested, _, _, count, data = raw
+        limits = self.limits
         state = self._lanes[lane]
         if state.partial is not None:
             # A first fragment under the same number is a retransmission restarting.
-            self._abandon(lane, events, f"message {frame.sequence} started")
+            self._abandon(lane, events, f"message {sequence} started")
         state.discarding = None
         # Fragments other than the last are all as long as the first, so count * len is
         # an upper bound on the payload: check it before buffering a single byte.
-        bound = fragment.count * len(frame.data)
-        if fragment.count > limits.max_fragments_per_lane:
+        size = len(data)
+        bound = count * size
+        if count > limits.max_fragments_per_lane:
             error: ProtocolError = ReassemblyLimitError(
-                f"lane {lane.name} message {frame.sequence} has {fragment.count} fragments; "
+                f"lane {lane.name} message {sequence} has {count} fragments; "
                 f"at most {limits.max_fragments_per_lane} may be in flight per lane"
             )
-            self._fail(lane, frame.sequence, events, error)
+            self._fail(lane, sequence, events, error)
             return
-        if bound - len(frame.data) >= limits.max_message_bytes:
+        if bound - size >= limits.max_message_bytes:
             # Even a 1-byte last fragment would exceed the limit.
             error = ReassemblyLimitError(
-                f"lane {lane.name} message {frame.sequence}: {fragment.count} fragments of "
-                f"{len(frame.data)} bytes exceed the {limits.max_message_bytes}-byte limit"
+                f"lane {lane.name} message {sequence}: {count} fragments of "
+                f"{size} bytes exceed the {limits.max_message_bytes}-byte limit"
             )
-            self._fail(lane, frame.sequence, events, error)
+            self._fail(lane, sequence, events, error)
             return
         reserve = min(bound, limits.max_message_bytes)
         if not self._make_room(lane, reserve, events):
             error = ReassemblyLimitError(
-                f"lane {lane.name} message {frame.sequence} needs {reserve} bytes; "
+                f"lane {lane.name} message {sequence} needs {reserve} bytes; "
                 f"{self._reserved_bytes} of {limits.max_buffered_bytes} are reserved"
             )
-            self._fail(lane, frame.sequence, events, error)
+            self._fail(lane, sequence, events, error)
             return
         self._reserved_bytes += reserve
         state.partial = _Partial(
-            message_type=frame.message_type,
-            sequence=frame.sequence,
-            ack_requested=frame.ack_requested,
-            count=fragment.count,
-            chunk_bytes=len(frame.data),
+            message_type=message_type,
+            sequence=sequence,
+            ack_requested=ack_requested,
+            count=count,
+            chunk_bytes=size,
             reserved_bytes=reserve,
             started_ms=now_ms,
-            data=bytearray(frame.data),
+            data=bytearray(data),
         )
 
     def _make_room(self, lane: Lane, needed: int, events: list[ReassemblyEvent]) -> bool:
@@ -507,58 +557,41 @@ class Reassembler:
                 self._report(events, error)
         return self._reserved_bytes + needed <= cap
 
-    def _continue(self, frame: Frame, fragment: Fragment, events: list[ReassemblyEvent]) -> None:
-        lane = frame.lane
-        state = self._lanes[lane]
-        partial = state.partial
-        if partial is None:
-            if state.discarding == frame.sequence:
-                self.fragments_discarded += 1
-                return
-            error: ProtocolError = FragmentSequenceError(
-                f"lane {lane.name} message {frame.sequence}: fragment {fragment.index} "
-                f"without fragment 0"
-            )
-            self._fail(lane, frame.sequence, events, error)
+    def _orphan(self, lane: Lane, sequence: int, index: int, events: list[ReassemblyEvent]) -> None:
+        """A fragment after the first with no message in progress on its lane."""
+        if self._lanes[lane].discarding == sequence:
             self.fragments_discarded += 1
             return
-        problem = None
-        if frame.sequence != partial.sequence:
-            problem = f"message {frame.sequence} interleaved with message {partial.sequence}"
-        elif fragment.index != partial.next_index:
-            problem = f"fragment {fragment.index} where {partial.next_index} was expected"
-        elif fragment.count != partial.count or frame.message_type != partial.message_type:
+        error = FragmentSequenceError(
+            f"lane {lane.name} message {sequence}: fragment {index} without fragment 0"
+        )
+        self._fail(lane, sequence, events, error)
+        self.fragments_discarded += 1
+
+    def _out_of_order(
+        self, lane: Lane, partial: _Partial, raw: RawFrame, events: list[ReassemblyEvent]
+    ) -> None:
+        """A fragment that does not continue ``partial``: say why and drop the message."""
+        message_type, _, sequence, _, _, index, count, data = raw
+        size = len(data)
+        if sequence != partial.sequence:
+            problem = f"message {sequence} interleaved with message {partial.sequence}"
+        elif index != partial.next_index:
+            problem = f"fragment {index} where {partial.next_index} was expected"
+        elif count != partial.count or message_type != partial.message_type:
             problem = "fragment count or message type changed within the message"
-        elif len(frame.data) > partial.chunk_bytes or (
-            fragment.index < fragment.count - 1 and len(frame.data) != partial.chunk_bytes
-        ):
+        elif size > partial.chunk_bytes or (index < count - 1 and size != partial.chunk_bytes):
             problem = (
-                f"fragment {fragment.index} carries {len(frame.data)} bytes; "
+                f"fragment {index} carries {size} bytes; "
                 f"fragments before the last carry exactly {partial.chunk_bytes}"
             )
-        elif len(partial.data) + len(frame.data) > partial.reserved_bytes:
+        else:
             # Only when the first fragment's bound was clipped to max_message_bytes.
             problem = f"message {partial.sequence} grows past the message limit"
-        if problem is not None:
-            error = FragmentSequenceError(f"lane {lane.name}: {problem}")
-            self._fail(lane, partial.sequence, events, error)
-            if frame.sequence != partial.sequence:
-                self._lanes[lane].discarding = frame.sequence
-            return
-        # Within the reservation by construction: index < count and len <= chunk_bytes.
-        partial.data += frame.data
-        partial.next_index += 1
-        if partial.next_index == partial.count:
-            self._drop(lane, discard_rest=False)
-            payload = bytes(partial.data)
-            self._complete(
-                lane,
-                partial.message_type,
-                partial.sequence,
-                payload,
-                events,
-                ack_requested=partial.ack_requested,
-            )
+        error = FragmentSequenceError(f"lane {lane.name}: {problem}")
+        self._fail(lane, partial.sequence, events, error)
+        if sequence != partial.sequence:
+            self._lanes[lane].discarding = sequence
 
     def _complete(
         self,

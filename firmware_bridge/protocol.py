@@ -80,17 +80,20 @@ __all__ = [
     "PROTOCOL_VERSION",
     "Ping",
     "Pong",
+    "RawFrame",
     "Resolution",
     "SpeakerAudio",
     "ThermalStatus",
     "ThrottleLevel",
     "TouchEvent",
     "decode_frame",
+    "decode_frame_raw",
     "decode_message",
     "error_code_for",
     "frame_crc32",
     "message_from_dict",
     "message_to_dict",
+    "raw_to_frame",
 ]
 
 # --------------------------------------------------------------------------------------
@@ -148,6 +151,13 @@ _FRAGMENT_BIT = int(FrameFlag.FRAGMENT)
 _ACK_REQUESTED_BIT = int(FrameFlag.ACK_REQUESTED)
 _IS_ACK_BIT = int(FrameFlag.IS_ACK)
 _LANES: dict[int, Lane] = {int(lane): lane for lane in Lane}
+_KNOWN_FLAG_BITS = int(_KNOWN_FLAGS)
+_MAGIC_FIRST = MAGIC[0]
+_EXTENSION_SIZE = FRAGMENT_EXTENSION.size
+# Bound methods looked up once: the receive loop runs them for every frame.
+_UNPACK_HEADER = FRAME_HEADER.unpack_from
+_UNPACK_EXTENSION = FRAGMENT_EXTENSION.unpack_from
+_crc32 = zlib.crc32
 
 
 def frame_crc32(frame_without_crc_prefix: bytes, after_header: bytes) -> int:
@@ -242,53 +252,52 @@ class Frame:
         return decode_frame(frame, max_frame_bytes=max_frame_bytes)
 
 
-def _parse_header(buffer: bytes | bytearray, max_frame_bytes: int) -> int:
-    """Check magic, version and length of the header at the start of ``buffer``.
+RawFrame = tuple[int, Lane, int, bool, bool, int, int, "bytes | memoryview"]
+"""A decoded frame as plain values, for the receive hot path (no dataclass per frame):
+``(message_type, lane, sequence, ack_requested, is_ack, fragment_index, fragment_count,
+data)``. ``fragment_count`` is 0 for an unfragmented frame; ``data`` excludes the
+fragment extension and may be a view into the received bytes (read it, do not keep it).
+"""
 
-    Returns the frame's total length. ``buffer`` holds at least ``HEADER_SIZE`` bytes.
+
+def raw_to_frame(raw: RawFrame) -> Frame:
+    """The :class:`Frame` dataclass for a :data:`RawFrame` (``data`` copied to bytes)."""
+    message_type, lane, sequence, ack_requested, is_ack, index, count, data = raw
+    fragment = Fragment(index, count) if count else None
+    return Frame(message_type, lane, sequence, bytes(data), ack_requested, is_ack, fragment)
+
+
+def _raw_fields(
+    buffer: bytes, view: memoryview, position: int, header: tuple[Any, ...]
+) -> RawFrame:
+    """Check the fields of a frame whose magic, version, length and CRC are known right.
+
+    ``buffer[position:]`` starts with the frame, ``header`` is its unpacked
+    :data:`FRAME_HEADER` and ``view`` a memoryview of ``buffer``.
     """
-    magic, version, _, _, _, _, payload_length, _ = FRAME_HEADER.unpack_from(buffer)
-    if magic != MAGIC:
-        raise BadMagicError(f"expected magic {MAGIC.hex()}, got {bytes(magic).hex()}")
-    if version != PROTOCOL_VERSION:
-        raise UnsupportedVersionError(
-            f"expected protocol version {PROTOCOL_VERSION}, got {version}"
-        )
-    if HEADER_SIZE + payload_length > max_frame_bytes:
-        raise OversizedPayloadError(
-            f"payload_length {payload_length} makes a {HEADER_SIZE + payload_length}-byte "
-            f"frame; the MTU in force is {max_frame_bytes} bytes"
-        )
-    return HEADER_SIZE + int(payload_length)
-
-
-def _decode_checked(frame: bytes) -> Frame:
-    """Decode a frame whose magic, version, length and CRC are known to be right."""
-    _, _, message_type, flags, lane_value, sequence, payload_length, _ = FRAME_HEADER.unpack_from(
-        frame
-    )
-    if flags & ~int(_KNOWN_FLAGS):
+    _, _, message_type, flags, lane_value, sequence, payload_length, _ = header
+    if flags & ~_KNOWN_FLAG_BITS:
         raise MalformedFrameError(f"reserved flag bits set: flags=0x{flags:02x}")
     lane = _LANES.get(lane_value)
     if lane is None:
         raise MalformedFrameError(f"unknown lane {lane_value}; expected 0, 1 or 2")
-    body = bytes(frame[HEADER_SIZE : HEADER_SIZE + payload_length])
-    fragment: Fragment | None = None
+    start = position + HEADER_SIZE
+    end = start + payload_length
+    index = count = 0
     if flags & _FRAGMENT_BIT:
-        if len(body) <= FRAGMENT_EXTENSION.size:
+        if payload_length <= _EXTENSION_SIZE:
             raise MalformedFrameError(
                 f"a fragment needs a 4-byte extension and at least 1 data byte, "
-                f"got payload_length {len(body)}"
+                f"got payload_length {payload_length}"
             )
-        index, count = FRAGMENT_EXTENSION.unpack_from(body)
+        index, count = _UNPACK_EXTENSION(buffer, start)
         if count < 2 or index >= count:
             raise MalformedFrameError(f"bad fragment extension: index {index} of count {count}")
-        fragment = Fragment(index, count)
-        body = body[FRAGMENT_EXTENSION.size :]
+        start += _EXTENSION_SIZE
     message_class = MESSAGE_TYPES.get(message_type)
     if message_class is None:
         raise UnknownMessageTypeError(f"unknown message type 0x{message_type:02x}")
-    if lane != message_class.LANE:
+    if lane is not message_class.LANE:
         raise MalformedFrameError(
             f"{message_class.__name__} travels on lane {message_class.LANE.name}, got {lane.name}"
         )
@@ -296,9 +305,29 @@ def _decode_checked(frame: bytes) -> Frame:
     if is_ack != (message_class is Ack):
         raise MalformedFrameError("IS_ACK must be set on ACK frames and only on them")
     ack_requested = bool(flags & _ACK_REQUESTED_BIT)
-    if ack_requested and (lane != Lane.CONTROL or is_ack):
+    if ack_requested and (lane is not Lane.CONTROL or is_ack):
         raise MalformedFrameError("ACK_REQUESTED is allowed only on non-ACK control frames")
-    return Frame(message_type, lane, sequence, body, ack_requested, is_ack, fragment)
+    return (message_type, lane, sequence, ack_requested, is_ack, index, count, view[start:end])
+
+
+def decode_frame_raw(frame: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> RawFrame:
+    """:func:`decode_frame` returning a :data:`RawFrame` (same checks, same errors)."""
+    frame = bytes(frame)
+    size = len(frame)
+    if size < HEADER_SIZE:
+        raise TruncatedFrameError(f"a frame needs at least {HEADER_SIZE} header bytes, got {size}")
+    header = _UNPACK_HEADER(frame, 0)
+    magic, version, _, _, _, _, payload_length, crc = header
+    if magic != MAGIC:
+        raise BadMagicError(f"expected magic {MAGIC.hex()}, got {bytes(magic).hex()}")
+    total = _check_version_and_length(version, payload_length, max_frame_bytes)
+    if size < total:
+        raise TruncatedFrameError(f"header promises {total} bytes, got {size}")
+    if size > total:
+        raise MalformedFrameError(f"header promises {total} bytes, got {size}: trailing bytes")
+    view = memoryview(frame)
+    _check_crc(view, 0, total, crc)
+    return _raw_fields(frame, view, 0, header)
 
 
 def decode_frame(frame: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> Frame:
@@ -311,24 +340,31 @@ def decode_frame(frame: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> Fra
     Raises:
         ProtocolError: a subclass naming what is wrong; nothing else escapes.
     """
-    if len(frame) < HEADER_SIZE:
-        raise TruncatedFrameError(
-            f"a frame needs at least {HEADER_SIZE} header bytes, got {len(frame)}"
-        )
-    total = _parse_header(frame, max_frame_bytes)
-    if len(frame) < total:
-        raise TruncatedFrameError(f"header promises {total} bytes, got {len(frame)}")
-    if len(frame) > total:
-        raise MalformedFrameError(
-            f"header promises {total} bytes, got {len(frame)}: trailing bytes"
-        )
-    _check_crc(frame)
-    return _decode_checked(frame)
+    return raw_to_frame(decode_frame_raw(frame, max_frame_bytes=max_frame_bytes))
 
 
-def _check_crc(frame: bytes) -> None:
-    (expected,) = struct.unpack_from("<I", frame, _CRC_OFFSET)
-    actual = frame_crc32(frame[:_CRC_OFFSET], frame[HEADER_SIZE:])
+def _check_version_and_length(version: int, payload_length: int, max_frame_bytes: int) -> int:
+    """The frame's total length, once its version and length are acceptable."""
+    if version != PROTOCOL_VERSION:
+        raise UnsupportedVersionError(
+            f"expected protocol version {PROTOCOL_VERSION}, got {version}"
+        )
+    total = HEADER_SIZE + payload_length
+    if total > max_frame_bytes:
+        raise OversizedPayloadError(
+            f"payload_length {payload_length} makes a {total}-byte "
+            f"frame; the MTU in force is {max_frame_bytes} bytes"
+        )
+    return total
+
+
+def _check_crc(view: memoryview, position: int, total: int, expected: int) -> None:
+    # Two crc32 calls over views: the CRC field (header bytes 10..13) is skipped without
+    # copying the frame.
+    actual = _crc32(
+        view[position + HEADER_SIZE : position + total],
+        _crc32(view[position : position + _CRC_OFFSET]),
+    )
     if actual != expected:
         raise CrcMismatchError(f"CRC-32 in header 0x{expected:08x}, computed 0x{actual:08x}")
 
@@ -339,11 +375,17 @@ class FrameDecoder:
     ``feed()`` never raises on bad input: it returns each decoded :class:`Frame` and each
     :class:`ProtocolError` (as an event, not raised) in stream order, counts errors per
     class name in :attr:`errors`, and resynchronizes by searching for the magic again.
-    The internal buffer never holds more than ``max_frame_bytes``.
+    The bytes kept between calls never exceed ``max_frame_bytes``.
+
+    :meth:`feed_raw` is the same decoder returning :data:`RawFrame` tuples: the host's
+    receive path uses it so that a 512-byte MTU (hundreds of frames per video frame)
+    costs no dataclass and no copy per frame.
     """
 
     def __init__(self, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> None:
-        self._buffer = bytearray()
+        # The tail of the stream that does not yet make a whole frame (immutable, so
+        # that the views handed out by feed_raw stay valid).
+        self._buffer = b""
         self._max_frame_bytes = _check_mtu(max_frame_bytes)
         # Set after a framing error or a skipped run: the bytes up to the next good frame
         # belong to the same fault, so reporting them again would count it twice and make
@@ -372,15 +414,23 @@ class FrameDecoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Frame | ProtocolError]:
         """Consume ``data`` and return the frames and errors it completes, in order."""
-        events: list[Frame | ProtocolError] = []
-        # Released on exit: a live export would stop the caller resizing its bytearray.
-        with memoryview(data) as view, view.cast("B") as octets:
-            position = 0
-            while position < len(octets):
-                room = max(self._max_frame_bytes - len(self._buffer), 0)
-                self._buffer += octets[position : position + room]
-                position += room
-                self._drain(events, at_end=False)
+        return [
+            event if isinstance(event, ProtocolError) else raw_to_frame(event)
+            for event in self.feed_raw(data)
+        ]
+
+    def feed_raw(self, data: bytes | bytearray | memoryview) -> list[RawFrame | ProtocolError]:
+        """:meth:`feed` returning :data:`RawFrame` tuples instead of :class:`Frame` objects.
+
+        The tuples' ``data`` are views into an immutable copy of the stream, valid after
+        the caller reuses ``data``.
+        """
+        # One pass over (kept tail + new bytes) with an offset: no per-frame slicing or
+        # deleting at the front of a buffer. bytes(data) is free when data is bytes.
+        chunk = bytes(data) if type(data) is not bytes else data
+        buffer = self._buffer + chunk if self._buffer else chunk
+        events: list[RawFrame | ProtocolError] = []
+        self._drain(buffer, events, at_end=False)
         return events
 
     def flush(self) -> list[Frame | ProtocolError]:
@@ -389,81 +439,101 @@ class FrameDecoder:
         A header whose length field was corrupted makes the decoder wait for bytes that
         may never come; flushing drops it and recovers the frames buffered behind it.
         """
-        events: list[Frame | ProtocolError] = []
-        self._drain(events, at_end=True)
-        return events
+        events: list[RawFrame | ProtocolError] = []
+        self._drain(self._buffer, events, at_end=True)
+        return [
+            event if isinstance(event, ProtocolError) else raw_to_frame(event) for event in events
+        ]
 
     def reset(self) -> None:
         """Forget buffered bytes (a new connection); counters are kept."""
-        self._buffer.clear()
+        self._buffer = b""
         self._quiet = False
 
-    def _report(self, events: list[Frame | ProtocolError], error: ProtocolError) -> None:
+    def _report(self, events: list[RawFrame | ProtocolError], error: ProtocolError) -> None:
         self.errors[type(error).__name__] += 1
         events.append(error)
 
-    def _skip(self, events: list[Frame | ProtocolError], count: int) -> None:
+    def _skip(self, events: list[RawFrame | ProtocolError], count: int) -> None:
         if count <= 0:
             return
-        del self._buffer[:count]
         self.bytes_discarded += count
         if not self._quiet:
             self._report(events, BadMagicError(f"skipped {count} bytes before the next magic"))
             self._quiet = True
 
-    def _drop_first_byte(self, events: list[Frame | ProtocolError], error: ProtocolError) -> None:
+    def _drop_first_byte(
+        self, events: list[RawFrame | ProtocolError], error: ProtocolError
+    ) -> None:
         # Drop one byte, not the whole claimed frame: the header may be garbage that looks
         # like a magic, and a real frame can start inside the bytes it claimed.
         self._report(events, error)
-        del self._buffer[:1]
         self.bytes_discarded += 1
         self._quiet = True
 
-    def _drain(self, events: list[Frame | ProtocolError], *, at_end: bool) -> None:
-        buffer = self._buffer
-        while buffer:
-            start = buffer.find(MAGIC)
+    def _drain(
+        self, buffer: bytes, events: list[RawFrame | ProtocolError], *, at_end: bool
+    ) -> None:
+        view = memoryview(buffer)
+        end = len(buffer)
+        max_frame_bytes = self._max_frame_bytes
+        decoded = 0
+        position = 0
+        while position < end:
+            start = buffer.find(MAGIC, position)
             if start < 0:
                 # Keep a trailing first magic byte: its partner may be in the next chunk.
-                keep = 1 if buffer[-1:] == MAGIC[:1] and not at_end else 0
-                self._skip(events, len(buffer) - keep)
-                return
-            self._skip(events, start)
-            if len(buffer) < HEADER_SIZE:
+                keep = 1 if buffer[end - 1] == _MAGIC_FIRST and not at_end else 0
+                self._skip(events, end - keep - position)
+                position = end - keep
+                break
+            self._skip(events, start - position)
+            position = start
+            if end - position < HEADER_SIZE:
                 if at_end:
-                    error = TruncatedFrameError(f"stream ended {len(buffer)} bytes into a header")
+                    error: ProtocolError = TruncatedFrameError(
+                        f"stream ended {end - position} bytes into a header"
+                    )
                     self._drop_first_byte(events, error)
+                    position += 1
                     continue
-                return
+                break
+            header = _UNPACK_HEADER(buffer, position)
+            _, version, _, _, _, _, payload_length, crc = header
             try:
-                total = _parse_header(buffer, self._max_frame_bytes)
+                total = _check_version_and_length(version, payload_length, max_frame_bytes)
             except FramingError as error:
                 self._drop_first_byte(events, error)
+                position += 1
                 continue
-            if len(buffer) < total:
+            if end - position < total:
                 if at_end:
                     self._drop_first_byte(
                         events,
-                        TruncatedFrameError(f"header promises {total} bytes, got {len(buffer)}"),
+                        TruncatedFrameError(f"header promises {total} bytes, got {end - position}"),
                     )
+                    position += 1
                     continue
-                return
-            raw = bytes(buffer[:total])
+                break
             try:
-                _check_crc(raw)
+                _check_crc(view, position, total, crc)
             except CrcMismatchError as error:
                 self._drop_first_byte(events, error)
+                position += 1
                 continue
             # The CRC vouches for the length, so a frame bad in other ways is dropped whole.
             try:
-                frame = _decode_checked(raw)
+                raw = _raw_fields(buffer, view, position, header)
             except ProtocolError as error:
                 self._report(events, error)
             else:
-                self.frames_decoded += 1
-                events.append(frame)
-            del buffer[:total]
+                decoded += 1
+                events.append(raw)
+            position += total
             self._quiet = False
+        self.frames_decoded += decoded
+        # What is kept is a partial header or a partial frame: under max_frame_bytes.
+        self._buffer = buffer[position:] if position else buffer
 
 
 def _check_mtu(value: int) -> int:
