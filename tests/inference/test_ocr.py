@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
 from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError, ModelError
-from glasses_sdk.inference import ModelRegistry, TextReader, TextReaderOptions
+from glasses_sdk.inference import ModelRegistry, SessionManager, TextReader, TextReaderOptions
 from glasses_sdk.inference.ocr import ctc_greedy_decode
 from tests.inference.conftest import read_photo
 
@@ -66,6 +68,17 @@ def test_the_printed_page_is_read(registry: ModelRegistry) -> None:
     assert tops == sorted(tops)
 
 
+def test_the_printed_page_is_read_with_the_v5_set(registry: ModelRegistry) -> None:
+    reader = TextReader(TextReaderOptions(model_set="v5"))
+    assert len(reader.characters) == 18385  # blank, the v5 dictionary, space
+    result = reader.read(read_photo("page"))
+    cer = character_error_rate(result.text, PAGE_TEXT)
+    assert cer < 0.10, (cer, result.text)
+    assert result.lines[0].text == "Region-based segmentation"
+    scene = reader.read(render(RENDERED_LINES, background=read_photo("coffee")))
+    assert [line.text for line in scene.lines] == RENDERED_LINES
+
+
 def test_rendered_lines_are_read_exactly(registry: ModelRegistry) -> None:
     result = TextReader().read(render(RENDERED_LINES))
     assert [line.text for line in result.lines] == RENDERED_LINES
@@ -121,3 +134,22 @@ def test_bad_frames_and_options_are_rejected(registry: ModelRegistry) -> None:
         TextReader().read(np.zeros((10, 10, 3), np.float32))  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError, match="max_side_px"):
         TextReaderOptions(max_side_px=10)
+    with pytest.raises(InvalidConfigError, match=r"model_set: expected one of \('v4', 'v5'\)"):
+        TextReaderOptions(model_set="v6")  # type: ignore[arg-type]
+
+
+def test_a_recognizer_whose_character_list_does_not_fit_is_rejected(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    import onnx
+
+    model = onnx.load(str(registry.path("ppocr-rec")))
+    meta = {p.key: p.value for p in model.metadata_props}
+    # One entry short: every character after the gap would be read as its neighbour.
+    meta["character"] = "\n".join(meta["character"].split("\n")[1:])
+    onnx.helper.set_model_props(model, meta)
+    short = tmp_path / "rec.onnx"
+    onnx.save(model, str(short))
+    paths = (registry.path("ppocr-det"), registry.path("ppocr-cls"), short)
+    with pytest.raises(ModelError, match=r"expected 6624 classes .* the model has 6625"):
+        TextReader(model_paths=paths, sessions=SessionManager())

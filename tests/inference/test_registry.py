@@ -133,3 +133,23 @@ def test_build_root_follows_the_cache_variable(
     assert built_dir() == tmp_path / "models"
     assert default_registry().build_root == tmp_path / "models"
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_a_recognizer_dictionary_is_checked_and_written_into_the_model(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    import onnx
+
+    spec = registry.get("ppocrv5-rec")
+    good = str(spec.input["characters_sha256"])
+    # The built file carries the dictionary, one entry per line, as rapidocr's v4 file.
+    built = onnx.load(str(registry.path("ppocrv5-rec")), load_external_data=False)
+    characters = {p.key: p.value for p in built.metadata_props}["character"].split("\n")
+    assert len(characters) + 2 == 18385  # plus CTC blank and space: the model's classes
+    assert characters[1] == "一"
+    # A dictionary whose checksum differs stops the build before anything is written.
+    local = ModelRegistry(_manifest_copy(tmp_path, (good, "0" * 64)), build_root=tmp_path / "b")
+    with pytest.raises(ChecksumMismatchError, match=r"ppocrv5_dict\.txt") as info:
+        build_models(["ppocrv5-rec"], registry=local, install=False)
+    assert good in str(info.value)
+    assert not (tmp_path / "b" / "ppocrv5-rec" / "fp32.onnx").exists()
