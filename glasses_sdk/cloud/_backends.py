@@ -21,6 +21,7 @@ reports what is missing. Tests and operators pass their own :class:`Backends`.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import queue
@@ -319,9 +320,10 @@ class InferenceFaceBackend:
 class InferenceOcrBackend:
     """PP-OCR from :mod:`glasses_sdk.inference` (:class:`TextReader`), one reader per
     model thread, with a larger detector input than on the device (full resolution up to
-    ``max_side_px``)."""
+    ``max_side_px``). The heavier PP-OCRv5 set where it is built, PP-OCRv4 otherwise;
+    ``name`` (``ppocr-v5`` or ``ppocr-v4``, shown by the server's status) says which."""
 
-    name = "ppocr"
+    name = "ppocr-v4"
 
     def __init__(self, max_side_px: int = 1280) -> None:
         """Load the three models once (raises :class:`BackendUnavailableError` if not built)."""
@@ -329,13 +331,19 @@ class InferenceOcrBackend:
             from glasses_sdk.inference import TextReader, TextReaderOptions
         except ImportError as exc:
             raise BackendUnavailableError("ocr", f"glasses_sdk.inference: {exc}") from None
-        options = TextReaderOptions(max_side_px=max_side_px)
-        self._factory: Callable[[], Any] = lambda: TextReader(options)
         self._local = threading.local()
-        try:
-            self._local.reader = self._factory()
-        except GlassesError as exc:
-            raise BackendUnavailableError("ocr", str(exc)) from None
+        failures = []
+        for model_set in ("v5", "v4"):
+            options = TextReaderOptions(model_set=model_set, max_side_px=max_side_px)
+            try:
+                self._local.reader = TextReader(options)
+            except GlassesError as exc:
+                failures.append(f"{model_set}: {exc}")
+                continue
+            self.name = f"ppocr-{model_set}"
+            self._factory: Callable[[], Any] = functools.partial(TextReader, options)
+            return
+        raise BackendUnavailableError("ocr", "; ".join(failures))
 
     def read(self, image: NDArray[np.uint8], deadline: Deadline) -> list[TextLine]:
         """The lines of one image, in reading order."""

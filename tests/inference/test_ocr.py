@@ -9,9 +9,16 @@ import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError, ModelError
+from glasses_sdk._exceptions import (
+    InvalidConfigError,
+    InvalidFrameError,
+    MissingDependencyError,
+    ModelError,
+)
+from glasses_sdk._paths import CACHE_ENV
 from glasses_sdk.inference import ModelRegistry, SessionManager, TextReader, TextReaderOptions
 from glasses_sdk.inference.ocr import ctc_greedy_decode
+from tests.conftest import missing
 from tests.inference.conftest import read_photo
 
 # scikit-image's page.png, transcribed by hand.
@@ -153,3 +160,28 @@ def test_a_recognizer_whose_character_list_does_not_fit_is_rejected(
     paths = (registry.path("ppocr-det"), registry.path("ppocr-cls"), short)
     with pytest.raises(ModelError, match=r"expected 6624 classes .* the model has 6625"):
         TextReader(model_paths=paths, sessions=SessionManager())
+
+
+def test_the_cloud_ocr_backend_uses_v5_when_built_and_v4_otherwise(
+    registry: ModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    try:
+        from glasses_sdk.cloud._backends import InferenceOcrBackend
+        from glasses_sdk.cloud._limits import Deadline
+    except MissingDependencyError as exc:
+        missing(f"the cloud extra: {exc}")
+
+    backend = InferenceOcrBackend()
+    assert backend.name == "ppocr-v5"
+    page = read_photo("page")
+    text = " ".join(line.text for line in backend.read(page, Deadline.none()))
+    assert character_error_rate(text, PAGE_TEXT) < 0.10, text
+    # A cache where only the v4 files are built: the backend falls back to them.
+    for name in ("ppocr-det", "ppocr-cls", "ppocr-rec"):
+        (tmp_path / "models").mkdir(exist_ok=True)
+        (tmp_path / "models" / name).symlink_to(registry.path(name).parent)
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    fallback = InferenceOcrBackend()
+    assert fallback.name == "ppocr-v4"
+    text = " ".join(line.text for line in fallback.read(page, Deadline.none()))
+    assert character_error_rate(text, PAGE_TEXT) < 0.10, text
