@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from glasses_sdk._exceptions import GlassesError, MissingDependencyError
+from glasses_sdk._exceptions import GlassesError, InvalidConfigError, MissingDependencyError
 
 if TYPE_CHECKING:
     from glasses_sdk.cloud import CloudSettings
@@ -69,13 +69,35 @@ def serve(
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="Worker processes (default 1).")
     ] = None,
+    ray: Annotated[
+        bool,
+        typer.Option(
+            "--ray",
+            help="Deploy on Ray Serve instead (extra 'serve'): replicas, autoscaling and "
+            "health checks from the ray_* settings; Ctrl-C or SIGTERM shuts it down.",
+        ),
+    ] = False,
+    replicas: Annotated[
+        int | None,
+        typer.Option("--replicas", min=1, help="With --ray: fixed replicas (ray_replicas)."),
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Run the fallback server with uvicorn (bound to 127.0.0.1 unless told otherwise)."""
-    overrides = {
-        k: v for k, v in {"host": host, "port": port, "workers": workers}.items() if v is not None
-    }
+    """Run the fallback server with uvicorn, or on Ray Serve with --ray (bound to 127.0.0.1
+    unless told otherwise)."""
+    if ray and workers is not None:
+        raise InvalidConfigError(
+            "--workers is for uvicorn; with --ray, set --replicas (or ray_replicas, or "
+            "ray_min_replicas/ray_max_replicas for autoscaling)"
+        )
+    if replicas is not None and not ray:
+        raise InvalidConfigError("--replicas needs --ray (uvicorn takes --workers)")
+    chosen = {"host": host, "port": port, "workers": workers, "ray_replicas": replicas}
+    overrides = {k: v for k, v in chosen.items() if v is not None}
     settings = _settings(config, **overrides)
+    if ray:
+        _serve_ray(settings)
+        return
     import uvicorn
 
     _err.print(
@@ -107,6 +129,29 @@ def serve(
         workers=settings.workers,
         limit_concurrency=settings.max_connections,
     )
+
+
+def _serve_ray(settings: CloudSettings) -> None:
+    try:
+        from glasses_sdk.cloud import _serve
+    except ImportError as exc:
+        if isinstance(exc, MissingDependencyError):
+            raise
+        raise MissingDependencyError(exc.name or "fastapi", "cloud") from None
+    for warning in _serve.shared_store_warnings(settings):
+        _err.print(f"cloud: warning: {warning}")
+    if settings.autoscaling:
+        scale = f"{settings.ray_min_replicas}-{settings.ray_max_replicas} replicas (autoscaling)"
+    else:
+        scale = f"{settings.ray_replicas} replica{'s' if settings.ray_replicas > 1 else ''}"
+    where = settings.ray_address or "a local Ray"
+    _err.print(f"cloud: deploying on Ray Serve ({where}, {scale}); keys in {settings.keys_db}")
+
+    def ready(url: str) -> None:
+        _err.print(f"cloud: serving on {url} through Ray Serve; Ctrl-C stops it")
+
+    _serve.run(settings, on_ready=ready)
+    _err.print("cloud: Ray Serve stopped")
 
 
 @keys_app.command("create")

@@ -85,6 +85,9 @@ class CloudSettings(BaseModel):
     ray_address: str | None = None
     """``glasses cloud serve --ray``: the Ray cluster to join (``auto`` for the one this
     node belongs to, ``ray://head:10001``); None starts a local Ray on this machine."""
+    ray_num_cpus: int | None = Field(None, ge=1, le=4096)
+    """CPUs of a local Ray started here (None: all of this machine's); unused with
+    ``ray_address``."""
     ray_replicas: int = Field(1, ge=1, le=1024)
     """Replicas of the deployment when autoscaling is off (``ray_max_replicas`` unset)."""
     ray_min_replicas: int = Field(1, ge=0, le=1024)

@@ -35,6 +35,14 @@ from glasses_sdk.cloud import (
 from tests.conftest import missing, need_binary
 
 SERVER_START_TIMEOUT_S = 30.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register ``ray`` here as well, so that the Ray module runs under --strict-markers
+    before pyproject.toml lists the marker."""
+    config.addinivalue_line("markers", "ray: needs a local Ray instance; run in its own process")
+
+
 REDIS_START_TIMEOUT_S = 15.0
 
 
