@@ -116,3 +116,55 @@ def test_serve_starts_uvicorn_on_loopback(tmp_path: Path) -> None:
         process.wait(timeout=20)
         if process.stderr:
             process.stderr.close()
+
+
+def test_serve_ray_options_are_checked_before_anything_starts(tmp_path: Path) -> None:
+    runner = CliRunner()
+    env = _env(tmp_path)
+    both = runner.invoke(app, ["cloud", "serve", "--ray", "--workers", "2"], env=env)
+    assert both.exit_code != 0
+    assert "--workers is for uvicorn" in str(both.exception)
+    alone = runner.invoke(app, ["cloud", "serve", "--replicas", "2"], env=env)
+    assert alone.exit_code != 0
+    assert "--replicas needs --ray" in str(alone.exception)
+    inverted = runner.invoke(
+        app,
+        ["cloud", "serve", "--ray"],
+        env={**env, "GLASSES_CLOUD_RAY_MIN_REPLICAS": "4", "GLASSES_CLOUD_RAY_MAX_REPLICAS": "2"},
+    )
+    assert inverted.exit_code != 0
+    assert "ray_min_replicas (4) is over ray_max_replicas (2)" in str(inverted.exception)
+
+
+def test_ray_deployment_options_follow_the_settings(tmp_path: Path) -> None:
+    from glasses_sdk.cloud import load_settings
+    from glasses_sdk.cloud._serve import deployment_options, shared_store_warnings
+
+    fixed = load_settings(env={}, data_dir=tmp_path, ray_replicas=3, ray_max_ongoing_requests=5)
+    options = deployment_options(fixed)
+    assert options["num_replicas"] == 3 and "autoscaling_config" not in options
+    assert options["max_ongoing_requests"] == 5
+    assert options["health_check_period_s"] == 10.0
+    assert len(shared_store_warnings(fixed)) == 2  # 3 replicas on per-process stores
+    scaling = load_settings(
+        env={},
+        data_dir=tmp_path,
+        ray_min_replicas=1,
+        ray_max_replicas=6,
+        ray_target_ongoing_requests=4,
+        ray_replica_cpus=2,
+        rate_limit_store="redis",
+        idempotency_store="redis",
+        redis_url="redis://127.0.0.1:6379/0",
+    )
+    options = deployment_options(scaling)
+    assert "num_replicas" not in options
+    assert options["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 6,
+        "target_ongoing_requests": 4.0,
+        "upscale_delay_s": 30.0,
+        "downscale_delay_s": 600.0,
+    }
+    assert options["ray_actor_options"] == {"num_cpus": 2.0}
+    assert shared_store_warnings(scaling) == []
