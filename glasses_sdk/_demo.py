@@ -1,14 +1,27 @@
-"""``glasses demo``: the preprocessing core over real photos and real speech, as a report.
+"""``glasses demo``: the assistant end to end on the emulator, and the preprocessing core.
 
-It reads real photos (scikit-image's, and a frame of opencv-doc's pedestrian video) and a
-real speech recording (moonshine-voice's), runs them through the same code the runtime
-uses (letterbox into model tensors; PCM conversion, resampling and the streaming log-mel
-front end) and writes ``index.html`` with the inputs, the model inputs turned back into
-pictures, the waveform and the log-mel spectrogram, and what each step cost.
+First the product: the device emulator plays the demo scenario (real photos with faces
+and with text, the real pedestrian footage, spoken commands; see
+:mod:`glasses_sdk._demo_scenario`), the cloud fallback server runs on loopback, and the
+assistant listens on the emulated glasses, decides per request between device and cloud,
+and speaks its answers (:mod:`glasses_sdk._demo_live`). The report shows each answer's
+photo with faces blurred and text outlined, a timeline of wake words, decisions and
+answers, the latency of every stage, and the spoken answers as audio
+(:mod:`glasses_sdk._demo_report`).
+
+Then the preprocessing core: real photos (scikit-image's, and a frame of opencv-doc's
+pedestrian video) and a real speech recording (moonshine-voice's) through the same code
+the runtime uses (letterbox into model tensors; PCM conversion, resampling and the
+streaming log-mel front end), with the model inputs turned back into pictures, the
+waveform and the log-mel spectrogram, and what each step cost.
+
+Spans of every request go to the console or an OTLP collector when ``GLASSES_TRACING``
+says so (see :mod:`glasses_sdk._tracing`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import html
 import json
 import statistics
@@ -26,8 +39,12 @@ import soundfile
 from rich.progress import Progress
 
 from glasses_sdk import data
+from glasses_sdk._demo_live import run_live
+from glasses_sdk._demo_report import ASSISTANT_CSS, write_assistant_section
+from glasses_sdk._demo_scenario import assemble_demo
 from glasses_sdk._exceptions import DataNotFoundError, InvalidAudioError
 from glasses_sdk._sources import install_sources, missing_sources
+from glasses_sdk._tracing import configure_tracing_from_env
 from glasses_sdk.preprocess import (
     Letterboxer,
     LetterboxOptions,
@@ -120,17 +137,25 @@ def _spectrogram_picture(
 
 
 @contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[str], None]]:
+def _progress(
+    enabled: bool, total: int
+) -> Iterator[tuple[Callable[[str], None], Callable[[float], None]]]:
+    """``advance(description)`` for each step done, and ``tick(fraction)`` for the
+    scenario playing (a bar of its own)."""
     if not enabled:
-        yield lambda _description: None
+        yield (lambda _description: None), (lambda _fraction: None)
         return
     with Progress(transient=True) as progress:
         task = progress.add_task("demo", total=total)
+        playing = progress.add_task("the scenario plays", total=1.0, visible=False)
 
         def advance(description: str) -> None:
             progress.update(task, advance=1, description=description)
 
-        yield advance
+        def tick(fraction: float) -> None:
+            progress.update(playing, completed=fraction, visible=fraction < 1.0)
+
+        yield advance, tick
 
 
 def _letterbox_section(out: Path, advance: Callable[[str], None]) -> list[dict[str, Any]]:
@@ -238,7 +263,7 @@ code { background: #f3f3f3; padding: 0 .25rem; }
 """
 
 
-def _render_html(summary: dict[str, Any]) -> str:
+def _render_html(summary: dict[str, Any], assistant_html: str = "") -> str:
     esc = html.escape
     rows = []
     figures = []
@@ -261,10 +286,12 @@ def _render_html(summary: dict[str, Any]) -> str:
     diff_text = "shapes differ" if diff is None else f"{diff:.2e} dB"
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>glasses-sdk demo</title>
-<style>{_CSS}</style></head><body>
+<style>{_CSS}{ASSISTANT_CSS}</style></head><body>
 <h1>glasses-sdk demo</h1>
-<p class="sub">The preprocessing core on real photos and real speech. Generated
-{esc(summary["generated"])}; every number below was measured in this run.</p>
+<p class="sub">The assistant on emulated glasses with a cloud fallback on loopback, then the
+preprocessing core on real photos and real speech. Generated {esc(summary["generated"])};
+every number below was measured in this run.</p>
+{assistant_html}
 <h2>Camera frames → model inputs</h2>
 <p>Each frame is letterboxed into a float32 NCHW tensor of {MODEL_SIZE}×{MODEL_SIZE}
 (aspect kept, padding {PAD_VALUE}, RGB, scaled to 0..1) with reusable buffers.</p>
@@ -289,19 +316,43 @@ difference {diff_text}</td></tr></table>
 
 
 def run_demo(out: Path, *, progress: bool = True) -> dict[str, Any]:
-    """Run the demo and write ``out/index.html`` (and ``out/report.json``); return the summary."""
+    """Run the demo and write ``out/index.html`` (and ``out/report.json``); return the summary.
+
+    Bounded: the scenario plays once (about half a minute) after the parts start.
+
+    Raises:
+        DataNotFoundError: a photo, the video, espeak-ng or flite is missing.
+        GlassesError: the emulator, the cloud server or the assistant failed.
+    """
+    out.mkdir(parents=True, exist_ok=True)
     if missing_sources():
         install_sources()
-    out.mkdir(parents=True, exist_ok=True)
-    with _progress(progress, total=len(PHOTO_NAMES) + 3) as advance:
-        photos = _letterbox_section(out, advance)
-        speech = _speech_section(out, advance)
+    started = time.perf_counter()
+    tracing = configure_tracing_from_env()
+    try:
+        # Steps: scenario, cloud server, emulator, scenario played, report; then the
+        # preprocessing core (a step per photo, two for the speech).
+        with _progress(progress, total=5 + len(PHOTO_NAMES) + 3) as (advance, tick):
+            assets = assemble_demo()
+            advance("assembled the demo scenario")
+            live = asyncio.run(run_live(assets, advance=advance, tick=tick))
+            advance("the scenario was played")
+            assistant, assistant_html = write_assistant_section(live, assets, out)
+            advance("wrote the answers' photos and audio")
+            photos = _letterbox_section(out, advance)
+            speech = _speech_section(out, advance)
+    finally:
+        tracing.close()
     summary: dict[str, Any] = {
         "generated": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
         "report": str((out / "index.html").resolve()),
+        "duration_s": round(time.perf_counter() - started, 1),
+        "counts": assistant["counts"],
+        "latency_p50_ms": assistant["latency_p50_ms"],
+        "assistant": assistant,
         "photos": photos,
         "speech": speech,
     }
-    (out / "index.html").write_text(_render_html(summary), encoding="utf-8")
+    (out / "index.html").write_text(_render_html(summary, assistant_html), encoding="utf-8")
     (out / "report.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return summary

@@ -8,7 +8,7 @@ camera for some seconds, and a command spoken while it is there ("hey glasses" t
 - ``camera.avi`` — Motion-JPEG at the script's fps, each picture letterboxed into the
   camera's largest mode; the pedestrian scene plays the video itself;
 - ``microphone.wav`` — 16 kHz mono PCM16, quiet room noise with the wake phrase and the
-  command synthesized by espeak-ng at each scene's ``speak_at_s``;
+  command synthesized (espeak-ng, flite) at each scene's ``speak_at_s``;
 - ``scenario.toml`` — an ordinary emulator scenario that references both.
 
 Both recordings have the same length, so that when they loop they stay in step. The
@@ -48,10 +48,11 @@ __all__ = [
 ]
 
 SAMPLE_RATE_HZ = 16_000
-_FORMAT_VERSION = 1  # bump when the assembled files change for the same script
+_FORMAT_VERSION = 2  # bump when the assembled files change for the same script
 _NOISE_PEAK = 40  # PCM16 units (about -58 dBFS): a quiet room, not digital silence
 _SCENE_KEYS = {"picture", "seconds", "say", "expect_skill"}
-_TOP_KEYS = {"name", "wake_phrase", "voice", "speed_wpm", "fps", "size_px", "speak_at_s"}
+_TOP_KEYS = {"name", "wake_phrase", "wake_voice", "command_voice", "fps", "size_px"}
+_TOP_KEYS |= {"speak_at_s"}
 _TOP_KEYS |= {"pause_s", "scene"}
 
 
@@ -71,8 +72,8 @@ class DemoScript:
 
     name: str
     wake_phrase: str
-    voice: str
-    speed_wpm: int
+    wake_voice: str
+    command_voice: str
     fps: int
     size_px: tuple[int, int]
     speak_at_s: float
@@ -184,8 +185,8 @@ def load_demo_script(path: Path | None = None) -> DemoScript:
     script = DemoScript(
         name=str(document.get("name", path.stem)),
         wake_phrase=str(document.get("wake_phrase", "hey glasses")),
-        voice=str(document.get("voice", "en-us")),
-        speed_wpm=int(_number(document, "speed_wpm", 150, where)),
+        wake_voice=_voice(document.get("wake_voice", "espeak:en-us"), where),
+        command_voice=_voice(document.get("command_voice", "flite:awb"), where),
         fps=int(_number(document, "fps", 5, where)),
         size_px=(size[0], size[1]),
         speak_at_s=_number(document, "speak_at_s", 1.5, where),
@@ -195,6 +196,15 @@ def load_demo_script(path: Path | None = None) -> DemoScript:
     if not 1 <= script.fps <= 30:
         raise InvalidConfigError(f"{where}: fps must be 1..30, got {script.fps}")
     return script
+
+
+def _voice(value: object, where: str) -> str:
+    engine, _, name = str(value).partition(":")
+    if engine not in ("espeak", "flite") or not name:
+        raise InvalidConfigError(
+            f"{where}: a voice is 'espeak:NAME' or 'flite:NAME', got {value!r}"
+        )
+    return str(value)
 
 
 def _picture(reference: str) -> npt.NDArray[np.uint8]:
@@ -262,10 +272,11 @@ def _write_video(script: DemoScript, path: Path) -> None:
         writer.release()
 
 
-def _speak(text: str, script: DemoScript) -> npt.NDArray[np.float32]:
+def _speak(text: str, voice: str) -> npt.NDArray[np.float32]:
     from glasses_sdk.wakeword_train._synth import Voice, synthesize
 
-    return synthesize(text, Voice("espeak", script.voice, speed_wpm=script.speed_wpm))
+    engine, _, name = voice.partition(":")
+    return synthesize(text, Voice(engine, name))
 
 
 def _voiced_end(samples: npt.NDArray[np.float32], floor: float = 0.02) -> int:
@@ -279,11 +290,11 @@ def _write_audio(script: DemoScript, path: Path) -> tuple[SpokenCommand, ...]:
     # A fixed seed: the same script always assembles the same recording.
     noise = np.random.default_rng(20261206).integers(-_NOISE_PEAK, _NOISE_PEAK + 1, total)
     track = noise.astype(np.float32) / 32768.0
-    wake = _speak(script.wake_phrase, script)
+    wake = _speak(script.wake_phrase, script.wake_voice)
     commands = []
     scene_start_s = 0.0
     for number, scene in enumerate(script.scenes):
-        command = _speak(scene.say, script)
+        command = _speak(scene.say, script.command_voice)
         wake_start = round((scene_start_s + script.speak_at_s) * SAMPLE_RATE_HZ)
         wake_end = wake_start + len(wake)
         command_start = wake_end + round(script.pause_s * SAMPLE_RATE_HZ)
@@ -355,11 +366,12 @@ def assemble_demo(script: DemoScript | None = None, *, root: Path | None = None)
     )
     timing = folder / "commands.json"
     if not all(p.is_file() for p in (video, wav, scenario, timing)):
-        if shutil.which("espeak-ng") is None:
-            raise DataNotFoundError(
-                "espeak-ng speaks the demo's commands and is not installed; install "
-                "Debian's espeak-ng (scripts/install-system-deps does it)"
-            )
+        for program in ("espeak-ng", "flite"):
+            if shutil.which(program) is None:
+                raise DataNotFoundError(
+                    f"{program} speaks the demo's commands and is not installed; install "
+                    f"Debian's {program} (scripts/install-system-deps does it)"
+                )
         folder.mkdir(parents=True, exist_ok=True)
         commands = _write_audio(script, wav)
         _write_video(script, video)
