@@ -10,6 +10,7 @@ would: the only link between the two sides is the ``traceparent`` header.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import io
 import json
@@ -24,7 +25,7 @@ from typing import Any
 import cv2
 import httpx
 import pytest
-from opentelemetry import propagate, trace
+from opentelemetry import trace
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -44,7 +45,8 @@ from glasses_sdk._tracing import (
 )
 from glasses_sdk.cloud import create_app
 from glasses_sdk.cloud._tracing import SERVER_SPAN_NAME, TracingMiddleware
-from tests.cloud.conftest import auth, make_key, serve, server_settings
+from glasses_sdk.routing import CloudClient, CloudResponse
+from tests.cloud.conftest import make_key, serve, server_settings
 from tests.conftest import need_data
 
 pytestmark = pytest.mark.timeout(120)
@@ -156,46 +158,50 @@ def test_edge_and_server_spans_share_one_trace(
 ) -> None:
     base_url, token, server_spans = traced_server
     photo = _jpeg("astronaut")
+
+    async def ask_the_cloud() -> CloudResponse:
+        # The edge as the assistant runs it: stage spans, then the real CloudClient,
+        # whose "network" span (tracer glasses_sdk.routing) injects traceparent.
+        async with CloudClient(base_url, api_key=token) as client:
+            with span("request", skill="describe_scene"):
+                with span("capture", width_px=512), span("preprocessing"):
+                    pass
+                return await client.post(
+                    "/v1/vision/faces",
+                    files={"image": ("astronaut.jpg", photo, "image/jpeg")},
+                    deadline_ms=20_000,
+                )
+
     handle = configure_tracing("otlp", endpoint=collector.url, service_name="glasses-sdk-edge")
     try:
         assert tracing_enabled()
-        with span("capture", width_px=512), span("preprocessing"):
-            pass
-        with span("network", route="cloud") as network:
-            headers = auth(token)
-            propagate.inject(headers)
-            response = httpx.post(
-                f"{base_url}/v1/vision/faces",
-                headers=headers,
-                files={"image": ("astronaut.jpg", photo, "image/jpeg")},
-                timeout=30,
-            )
-            network_context = network.get_span_context()
-        assert response.status_code == 200, response.text
-        assert response.json()["faces"], "the astronaut's face is detected"
-        assert "traceparent" in headers
+        response = asyncio.run(ask_the_cloud())
     finally:
         handle.close()
     assert not tracing_enabled()
+    assert response.body["faces"], "the astronaut's face is detected"
 
     # The edge side arrived at the collector over OTLP/HTTP protobuf.
     assert collector.requests >= 1
     by_name = {s["name"]: s for s in collector.spans}
-    assert {"capture", "preprocessing", "network"} <= set(by_name)
-    edge = by_name["network"]
-    assert edge["service"] == "glasses-sdk-edge"
-    assert edge["span_id"] == f"{network_context.span_id:016x}"
+    assert {"request", "capture", "preprocessing", "network"} <= set(by_name)
+    root, network = by_name["request"], by_name["network"]
+    assert network["service"] == "glasses-sdk-edge"
+    assert network["scope"] == "glasses_sdk.routing"
+    assert network["parent_span_id"] == root["span_id"]
     assert by_name["preprocessing"]["parent_span_id"] == by_name["capture"]["span_id"]
+    assert len({s["trace_id"] for s in collector.spans}) == 1
 
     # The server's span is the child of the edge's network span, in the same trace.
     (handler,) = [s for s in server_spans.get_finished_spans() if s.name == SERVER_SPAN_NAME]
     assert handler.kind == trace.SpanKind.SERVER
-    assert f"{handler.context.trace_id:032x}" == edge["trace_id"]
-    assert handler.parent is not None and f"{handler.parent.span_id:016x}" == edge["span_id"]
+    assert f"{handler.context.trace_id:032x}" == network["trace_id"]
+    assert handler.parent is not None and f"{handler.parent.span_id:016x}" == network["span_id"]
     attributes = dict(handler.attributes or {})
     assert attributes["http.route"] == "/v1/vision/faces"
     assert attributes["http.response.status_code"] == 200
     assert attributes["http.request.method"] == "POST"
+    assert 0 < int(str(attributes["glasses.deadline_ms"])) <= 20_000
     assert handler.resource.attributes["service.name"] == "glasses-sdk-cloud"
     # Tenant-free: neither the key nor the Authorization header is anywhere in the span.
     flat = json.dumps({k: str(v) for k, v in attributes.items()})
