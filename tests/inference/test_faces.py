@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+
 import numpy as np
 import pytest
 from numpy.typing import NDArray
 
-from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError
+from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError, SourceClosedError
 from glasses_sdk.inference import (
     FaceDetector,
     FaceDetectorOptions,
@@ -14,7 +17,7 @@ from glasses_sdk.inference import (
     RunningMode,
     blur_faces,
 )
-from glasses_sdk.inference.faces import blaze_anchors, weighted_nms
+from glasses_sdk.inference.faces import FaceDetectionResult, blaze_anchors, weighted_nms
 from tests.conftest import missing
 from tests.inference.conftest import read_photo
 
@@ -160,6 +163,77 @@ def test_video_mode_needs_increasing_timestamps(registry: ModelRegistry) -> None
         video.detect(photo)
     with pytest.raises(InvalidConfigError, match="IMAGE"):
         FaceDetector().detect_for_video(photo, 0)
+
+
+def test_live_stream_delivers_to_the_callback_and_drops_frames_while_busy(
+    registry: ModelRegistry,
+) -> None:
+    photo = read_photo("astronaut")
+    delivered: list[tuple[int, int, tuple[int, ...]]] = []
+    release = threading.Event()
+
+    def on_result(result: FaceDetectionResult, frame: NDArray[np.uint8], timestamp_ms: int) -> None:
+        assert result.timestamp_ms == timestamp_ms
+        delivered.append((timestamp_ms, len(result.faces), frame.shape))
+        assert release.wait(10.0)  # hold the worker busy until the test lets it go
+
+    options = FaceDetectorOptions(running_mode=RunningMode.LIVE_STREAM, result_callback=on_result)
+    with FaceDetector(options) as live:
+        frame = photo.copy()
+        assert live.detect_async(frame, 0) is True
+        frame[:] = 0  # the caller reuses its buffer at once: the detector took a copy
+        # The worker is busy with frame 0 (its callback waits): frame 33 is dropped.
+        assert live.detect_async(frame, 33) is False
+        assert live.dropped_frames == 1
+        # Timestamps must increase across dropped frames too.
+        with pytest.raises(InvalidFrameError, match="expected more than the previous 33"):
+            live.detect_async(photo, 33)
+        release.set()
+        assert live.wait_until_idle(10.0)
+        assert live.detect_async(photo, 66) is True
+        assert live.wait_until_idle(10.0)
+        with pytest.raises(InvalidConfigError, match="LIVE_STREAM mode: call detect_async"):
+            live.detect(photo)
+    assert delivered == [(0, 1, photo.shape), (66, 1, photo.shape)]
+    with pytest.raises(SourceClosedError, match="closed"):
+        live.detect_async(photo, 99)
+
+
+def test_a_failing_live_callback_is_logged_and_the_stream_goes_on(
+    registry: ModelRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    photo = read_photo("astronaut")
+    seen: list[int] = []
+
+    def on_result(result: FaceDetectionResult, frame: NDArray[np.uint8], timestamp_ms: int) -> None:
+        seen.append(timestamp_ms)
+        if timestamp_ms == 0:
+            raise RuntimeError("a bug in the app's callback")
+
+    options = FaceDetectorOptions(running_mode=RunningMode.LIVE_STREAM, result_callback=on_result)
+    logs = caplog.at_level(logging.ERROR, logger="glasses_sdk.inference.faces")
+    with logs, FaceDetector(options) as live:
+        assert live.detect_async(photo, 0)
+        assert live.wait_until_idle(10.0)
+        assert live.detect_async(photo, 40)
+        assert live.wait_until_idle(10.0)
+    assert seen == [0, 40]
+    assert "live frame at 0 ms failed" in caplog.text
+    assert "a bug in the app's callback" in caplog.text
+
+
+def test_live_stream_options_are_checked(registry: ModelRegistry) -> None:
+    with pytest.raises(InvalidConfigError, match=r"result_callback: RunningMode\.LIVE_STREAM"):
+        FaceDetectorOptions(running_mode=RunningMode.LIVE_STREAM)
+    with pytest.raises(InvalidConfigError, match=r"only for RunningMode\.LIVE_STREAM"):
+        FaceDetectorOptions(result_callback=lambda result, frame, timestamp_ms: None)
+    with pytest.raises(InvalidConfigError, match="IMAGE mode: call detect"):
+        FaceDetector().detect_async(read_photo("astronaut"), 0)
+    options = FaceDetectorOptions(
+        running_mode=RunningMode.LIVE_STREAM, result_callback=lambda result, frame, ts: None
+    )
+    with FaceDetector(options) as live, pytest.raises(InvalidFrameError, match="uint8"):
+        live.detect_async(np.zeros((4, 4, 3), np.float32), 0)  # type: ignore[arg-type]
 
 
 def test_bad_frames_and_options_are_rejected(registry: ModelRegistry) -> None:
