@@ -272,13 +272,20 @@ def faces_command(
 def ocr_command(
     image: Annotated[Path, typer.Argument(help="Image file in any format OpenCV reads.")],
     as_json: JsonOption = False,
+    model_set: Annotated[
+        str,
+        typer.Option(
+            "--model-set", help="v4 (rapidocr's PP-OCRv4, default) or v5 (the heavier PP-OCRv5)."
+        ),
+    ] = "v4",
 ) -> None:
     """Read the text in an image (PP-OCR, on device)."""
-    from glasses_sdk.inference.ocr import TextReader
+    from glasses_sdk.inference.ocr import ModelSet, TextReader, TextReaderOptions
 
+    options = TextReaderOptions(model_set=cast("ModelSet", model_set))
     frame = read_image(image)
-    result = TextReader().read(frame)
-    document = {"image": str(image), **result.to_json()}
+    result = TextReader(options).read(frame)
+    document = {"image": str(image), "model_set": model_set, **result.to_json()}
     if as_json:
         _print_json(document)
         return

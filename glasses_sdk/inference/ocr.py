@@ -55,6 +55,7 @@ from glasses_sdk.inference._session import (
 from glasses_sdk.preprocess.image import Letterboxer, LetterboxOptions, crop_quad
 
 __all__ = [
+    "ModelSet",
     "TextLine",
     "TextReadResult",
     "TextReader",

@@ -14,7 +14,12 @@ import soundfile
 import typer
 from typer.testing import CliRunner
 
-from glasses_sdk._exceptions import GlassesError, InvalidAudioError, InvalidFrameError
+from glasses_sdk._exceptions import (
+    GlassesError,
+    InvalidAudioError,
+    InvalidConfigError,
+    InvalidFrameError,
+)
 from glasses_sdk.inference import ModelRegistry
 from tests.inference.conftest import read_photo
 
@@ -88,9 +93,10 @@ FACES_SCHEMA: dict[str, Any] = {
 OCR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["image", "lines", "width", "height", "latency_ms"],
+    "required": ["image", "model_set", "lines", "width", "height", "latency_ms"],
     "properties": {
         "image": {"type": "string"},
+        "model_set": {"enum": ["v4", "v5"]},
         "width": {"type": "integer", "minimum": 1},
         "height": {"type": "integer", "minimum": 1},
         "latency_ms": {"type": "number", "minimum": 0},
@@ -236,6 +242,14 @@ def test_ocr_json(app: typer.Typer, registry: ModelRegistry, tmp_path: Path) -> 
     document = _json(app, "ocr", str(source), "--json")
     jsonschema.validate(document, OCR_SCHEMA)
     assert [line["text"] for line in document["lines"]] == RENDERED_LINES
+    v5 = _json(app, "ocr", str(source), "--json", "--model-set", "v5")
+    jsonschema.validate(v5, OCR_SCHEMA)
+    assert v5["model_set"] == "v5"
+    assert [line["text"] for line in v5["lines"]] == RENDERED_LINES
+    wrong = CliRunner().invoke(app, ["ocr", str(source), "--model-set", "v6"])
+    assert wrong.exit_code != 0
+    assert isinstance(wrong.exception, InvalidConfigError)
+    assert "model_set: expected one of ('v4', 'v5'), got 'v6'" in str(wrong.exception)
 
 
 def test_models_list_and_build_json(app: typer.Typer, registry: ModelRegistry) -> None:
