@@ -90,7 +90,7 @@ def _write_wav(path: Path, pcm16: bytes, sample_rate_hz: int) -> float:
 
 
 def _command_for(t_s: float, commands: tuple[SpokenCommand, ...]) -> SpokenCommand | None:
-    """The command most recently spoken before an answer at ``t_s``."""
+    """The command whose speech ended last before the endpointer's decision at ``t_s``."""
     before = [c for c in commands if c.voice_end_s <= t_s]
     return before[-1] if before else None
 
@@ -118,6 +118,10 @@ def _summarize(result: LiveResult, assets: DemoAssets, out: Path) -> dict[str, A
     answers: list[dict[str, Any]] = []
     errors: list[dict[str, Any]] = []
     speech_ends: list[dict[str, Any]] = []
+    # Answers come in the order the commands ended (the assistant answers one at a time),
+    # but under load an answer can arrive after the next command was spoken: pair each
+    # answer with the oldest ended command not answered yet, not with the newest.
+    pending: list[SpokenCommand | None] = []
     for t_s, event in result.events:
         if isinstance(event, WakeEvent):
             wakes.append({"t_s": round(t_s, 3), "phrase": event.phrase, "score": event.score})
@@ -127,11 +131,13 @@ def _summarize(result: LiveResult, assets: DemoAssets, out: Path) -> dict[str, A
             speech_ends.append(
                 {"t_s": round(t_s, 3), "duration_s": event.duration_s, "reason": event.reason}
             )
+            if event.reason != "no_speech":
+                pending.append(_command_for(t_s, assets.commands))
         elif isinstance(event, ErrorEvent):
             errors.append({"t_s": round(t_s, 3), "error": event.error, "skill": event.skill})
         elif isinstance(event, AnswerEvent):
             number = len(answers) + 1
-            command = _command_for(t_s, assets.commands)
+            command = pending.pop(0) if pending else None
             faces = [list(map(float, b)) for b in (event.frame.faces if event.frame else ())]
             lines = [line for line in event.data.get("lines", []) or [] if isinstance(line, dict)]
             frame_file = None

@@ -162,8 +162,13 @@ def load_demo_script(path: Path | None = None) -> DemoScript:
     scenes = []
     for number, entry in enumerate(entries, 1):
         where = f"demo script {path}, scene {number}"
-        if not isinstance(entry, dict) or set(entry) - _SCENE_KEYS:
-            raise InvalidConfigError(f"{where}: expected keys {', '.join(sorted(_SCENE_KEYS))}")
+        if not isinstance(entry, dict):
+            raise InvalidConfigError(f"{where}: expected a table ([[scene]])")
+        if set(entry) - _SCENE_KEYS:
+            raise InvalidConfigError(
+                f"{where}: unknown key(s) {', '.join(sorted(set(entry) - _SCENE_KEYS))}; "
+                f"expected {', '.join(sorted(_SCENE_KEYS))}"
+            )
         if not all(isinstance(entry.get(k), str) for k in ("picture", "say", "expect_skill")):
             raise InvalidConfigError(f"{where}: picture, say and expect_skill must be strings")
         scenes.append(
