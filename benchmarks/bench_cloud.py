@@ -18,7 +18,12 @@ phase has a fixed duration, and the servers are stopped at the end.
    stage, in this process without HTTP: 16 concurrent clients submitting one sentence
    each to the server's :class:`Batcher` and :class:`WorkQueue` (2 threads), against the
    same clients making single-sentence calls on the same queue; the load generator's
-   CPU there is its event-loop thread's.
+   CPU there is its event-loop thread's. Faces get the same model-stage comparison with
+   a batch-dynamic copy of the BlazeFace graph (up to 8 images per ``session.run``)
+   against single-image runs. Model-stage phases also report this process's CPU time
+   per answer (off over on): on a machine shared with other work, throughput swings
+   with the neighbours' load, CPU per answer much less. ``--only model-stage`` runs
+   just those two comparisons.
 2. **Overhead** — one client, sequential requests to a server whose face backend is a
    no-op (``NoopFaces``, named as such): the server's own time (its ``Server-Timing``
    header: auth, limits, body read, multipart parse, image decode, routing, metrics)
@@ -90,6 +95,9 @@ class LoadResult:
     latencies_ms: list[float] = field(default_factory=list)
     server_ms: list[float] = field(default_factory=list)
     client_cpu: float = 0.0
+    process_cpu_s: float | None = None
+    """Model-stage phases: this whole process's CPU time (every thread), to put beside
+    the throughput: on a shared machine CPU per answer is less at the mercy of others."""
 
     @property
     def ok_per_s(self) -> float:
@@ -115,6 +123,11 @@ class LoadResult:
             if self.server_ms
             else None,
             "client_cpu_fraction": round(self.client_cpu, 2),
+            **(
+                {"cpu_ms_per_answer": round(self.process_cpu_s * 1e3 / self.statuses[200], 3)}
+                if self.process_cpu_s is not None and self.statuses[200]
+                else {}
+            ),
         }
 
 
@@ -354,12 +367,22 @@ def _batching_pairs(
 
 def _batching_json(pairs: list[tuple[LoadResult, LoadResult]]) -> dict[str, Any]:
     ratios = [a.ok_per_s / b.ok_per_s for a, b in pairs]
-    return {
+    document = {
         "on": [a.to_json() for a, _ in pairs],
         "off": [b.to_json() for _, b in pairs],
         "ratio_on_over_off": [round(r, 2) for r in ratios],
         "median_ratio": round(statistics.median(ratios), 2),
     }
+    cpu = [
+        (b.process_cpu_s / b.statuses[200]) / (a.process_cpu_s / a.statuses[200])
+        for a, b in pairs
+        if a.process_cpu_s and b.process_cpu_s and a.statuses[200] and b.statuses[200]
+    ]
+    if cpu:
+        # CPU per answer, off over on: the gain batching would give on cores of its own.
+        document["cpu_per_answer_off_over_on"] = [round(r, 2) for r in cpu]
+        document["median_cpu_ratio"] = round(statistics.median(cpu), 2)
+    return document
 
 
 async def _model_stage(
@@ -393,6 +416,7 @@ async def _model_stage(
             result.latencies_ms.append((time.perf_counter() - t) * 1e3)
 
     cpu = time.thread_time()
+    process_cpu = time.process_time()
     start = time.perf_counter()
     try:
         await asyncio.gather(*(worker(i) for i in range(clients)))
@@ -400,7 +424,117 @@ async def _model_stage(
         queue.close()
     result.seconds = time.perf_counter() - start
     result.client_cpu = (time.thread_time() - cpu) / result.seconds
+    result.process_cpu_s = time.process_time() - process_cpu
     return result
+
+
+def _batch_dynamic_blazeface(path: Path) -> bytes:
+    """A copy of the BlazeFace graph that takes any batch: the input's and outputs' first
+    dimension made symbolic, and the four Reshapes that hard-code a batch of 1 told to
+    copy it instead (0 in an ONNX Reshape shape)."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    constants = {i.name: i for i in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Reshape" and node.input[1] in constants:
+            shape = numpy_helper.to_array(constants[node.input[1]]).copy()
+            if shape[0] == 1:
+                shape[0] = 0
+                constants[node.input[1]].CopyFrom(numpy_helper.from_array(shape, node.input[1]))
+    for value in (*graph.input, *graph.output):
+        value.type.tensor_type.shape.dim[0].dim_param = "batch"
+    del graph.value_info[:]  # fixed-batch shapes of the intermediate tensors
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
+async def _faces_model_stage(
+    session: Any, tensor: Any, batching: bool, seconds: float, clients: int = CLIENTS
+) -> LoadResult:
+    """``clients`` coroutines, each detecting faces in its (letterboxed) image again on
+    every answer: through the server's batcher into one ``session.run`` of up to 8 images
+    of the batch-dynamic graph (``batching``), or as single-image runs, on 2 threads."""
+    import numpy as np
+
+    from glasses_sdk.cloud import Deadline, WorkQueue
+    from glasses_sdk.cloud._batching import Batcher
+
+    names = [o.name for o in session.get_outputs()]
+    feed = session.get_inputs()[0].name
+    queue = WorkQueue(2, max_queue=1024)
+
+    def run_batch(items: Sequence[Any], deadline: Deadline) -> list[Any]:
+        regressors, scores = session.run(names, {feed: np.concatenate(list(items))})
+        return [(regressors[i], scores[i]) for i in range(len(items))]
+
+    batcher: Batcher[Any, Any] = Batcher(
+        run_batch, queue, task="faces", max_batch_size=8, max_wait_ms=2.0
+    )
+    result = LoadResult(seconds)
+    end = time.perf_counter() + seconds
+
+    async def worker() -> None:
+        while time.perf_counter() < end:
+            t = time.perf_counter()
+            if batching:
+                await batcher.submit(tensor, Deadline.none())
+            else:
+                await queue.run(lambda d: session.run(names, {feed: tensor}), Deadline.none(), "f")
+            result.statuses[200] += 1
+            result.latencies_ms.append((time.perf_counter() - t) * 1e3)
+
+    cpu = time.thread_time()
+    process_cpu = time.process_time()
+    start = time.perf_counter()
+    try:
+        await asyncio.gather(*(worker() for _ in range(clients)))
+    finally:
+        queue.close()
+    result.seconds = time.perf_counter() - start
+    result.client_cpu = (time.thread_time() - cpu) / result.seconds
+    result.process_cpu_s = time.process_time() - process_cpu
+    return result
+
+
+def _faces_model_stage_pairs(
+    image: bytes, phase_s: float, rounds: int
+) -> list[tuple[LoadResult, LoadResult]]:
+    """The faces comparison without HTTP: one batch-dynamic BlazeFace session with one
+    intra-op thread (as the server's sessions), the same 2 model threads either way."""
+    import cv2
+    import numpy as np
+    import onnxruntime as ort  # type: ignore[import-untyped]
+
+    from glasses_sdk.inference._registry import default_registry
+    from glasses_sdk.inference._session import SessionConfig
+    from glasses_sdk.preprocess.image import Letterboxer, LetterboxOptions
+
+    path = default_registry().path("blazeface-short", "fp32")
+    session = ort.InferenceSession(
+        _batch_dynamic_blazeface(path),
+        SessionConfig.from_env().session_options(),
+        providers=["CPUExecutionProvider"],
+    )
+    decoded = cv2.imdecode(np.frombuffer(image, np.uint8), cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise RuntimeError("OpenCV could not decode the benchmark's JPEG")
+    frame = np.asarray(decoded, dtype=np.uint8)
+    letterbox = Letterboxer(
+        LetterboxOptions(size=128, channel_order="rgb", scale=1 / 127.5, mean=127.5)
+    )
+    tensor, _ = letterbox.run(frame, np.zeros((1, 3, 128, 128), dtype=np.float32))
+    tensor = tensor.copy()
+    asyncio.run(_faces_model_stage(session, tensor, True, 1.0))  # warm-up
+    asyncio.run(_faces_model_stage(session, tensor, False, 1.0))
+    pairs = []
+    for _ in range(rounds):
+        a = asyncio.run(_faces_model_stage(session, tensor, True, phase_s))
+        b = asyncio.run(_faces_model_stage(session, tensor, False, phase_s))
+        pairs.append((a, b))
+    return pairs
 
 
 def _model_stage_pairs(phase_s: float, rounds: int) -> list[tuple[LoadResult, LoadResult]]:
@@ -418,13 +552,28 @@ def _model_stage_pairs(phase_s: float, rounds: int) -> list[tuple[LoadResult, Lo
 
 
 def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
-    """Run the phases (``only="embeddings"``: the embeddings batching alone)."""
+    """Run the phases (``only="embeddings"``: the embeddings batching alone;
+    ``only="model-stage"``: the embeddings and faces batching without HTTP)."""
     import httpx
 
     phase_s = 2.0 if quick else 5.0
     rounds = 1 if quick else 3
-    image = _jpeg() if only is None else b""
-    report: dict[str, Any] = {"clients": CLIENTS, "phase_s": phase_s, "cpus": os.cpu_count()}
+    image = _jpeg() if only != "embeddings" else b""
+    report: dict[str, Any] = {
+        "clients": CLIENTS,
+        "phase_s": phase_s,
+        "cpus": os.cpu_count(),
+        "load_average_1min_at_start": round(os.getloadavg()[0], 2),
+    }
+    if only == "model-stage":
+        # The model stage alone (no HTTP, no server process): cheap to run on a busy box.
+        report["embeddings_batching_model_stage"] = _batching_json(
+            _model_stage_pairs(phase_s, rounds)
+        )
+        report["faces_batching_model_stage"] = _batching_json(
+            _faces_model_stage_pairs(image, phase_s, rounds)
+        )
+        return report
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         # 1. batching on vs off, interleaved: embeddings (MiniLM), then faces.
@@ -438,6 +587,9 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
             return report
         pairs = _batching_pairs(root, image, phase_s, rounds, "faces")
         report["batching"] = _batching_json(pairs)
+        report["faces_batching_model_stage"] = _batching_json(
+            _faces_model_stage_pairs(image, phase_s, rounds)
+        )
         sustainable = statistics.median(max(a.ok_per_s, b.ok_per_s) for a, b in pairs)
 
         # 2. overhead: a no-op model, one client.
@@ -491,18 +643,31 @@ def _print_batching(title: str, b: dict[str, Any]) -> None:
             f"{on['client_cpu_fraction']:.2f} off {off['client_cpu_fraction']:.2f}"
         )
     print(f"  median ratio on/off: {b['median_ratio']:.2f}")
+    if "median_cpu_ratio" in b:
+        per = ", ".join(f"{r:.2f}" for r in b["cpu_per_answer_off_over_on"])
+        print(f"  CPU per answer, off/on: {per}; median {b['median_cpu_ratio']:.2f}")
 
 
 def _print(report: dict[str, Any]) -> None:
-    print(f"cloud server, {report['clients']} clients, {report['phase_s']} s phases")
-    _print_batching(
-        "embeddings batching (POST /v1/embeddings, MiniLM FP32, one sentence per request):",
-        report["embeddings_batching"],
+    print(
+        f"cloud server, {report['clients']} clients, {report['phase_s']} s phases, "
+        f"{report['cpus']} CPUs, load average {report['load_average_1min_at_start']} at start"
     )
+    if "embeddings_batching" in report:
+        _print_batching(
+            "embeddings batching (POST /v1/embeddings, MiniLM FP32, one sentence per request):",
+            report["embeddings_batching"],
+        )
     _print_batching(
         "embeddings batching at the model stage (no HTTP; Batcher + WorkQueue, 2 threads):",
         report["embeddings_batching_model_stage"],
     )
+    if "faces_batching_model_stage" in report:
+        _print_batching(
+            "faces batching at the model stage (no HTTP; batch-dynamic BlazeFace, up to 8 "
+            "images per session.run, vs single-image runs; 2 threads):",
+            report["faces_batching_model_stage"],
+        )
     if "batching" not in report:
         return
     _print_batching(
@@ -537,7 +702,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--noop", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--task", default="faces", help=argparse.SUPPRESS)
     parser.add_argument(
-        "--only", choices=["embeddings"], default=None, help="run only the embeddings batching"
+        "--only",
+        choices=["embeddings", "model-stage"],
+        default=None,
+        help="run only the embeddings batching, or only the two model-stage comparisons",
     )
     args = parser.parse_args(argv)
     if args.serve:
