@@ -289,21 +289,18 @@ class CloudClient:
                         ),
                         failure.retry_after_s,
                     )
-                    stop = (
-                        attempts > self.options.max_retries
-                        or time.monotonic() + wait_s >= end
-                        or not self.available
-                        or not self.budget.try_withdraw()
-                    )
-                    if stop:
-                        logger.info(
-                            "POST %s gave up after %d attempt(s): %s",
-                            item.path,
-                            attempts,
-                            failure.reason,
-                        )
+                    no_time = time.monotonic() + wait_s >= end
+                    why = self._give_up(attempts, no_time=no_time)
+                    if why is None and no_time:
+                        logger.info("POST %s: deadline, last %s", item.path, failure.reason)
+                        raise DeadlineExceededError(
+                            f"POST {item.path}: no time left within {deadline_ms:.0f} ms for a "
+                            f"retry after {attempts} attempt(s) (last: {failure.reason})"
+                        ) from None
+                    if why is not None:
+                        logger.info("POST %s gave up (%s): %s", item.path, why, failure.reason)
                         raise CloudUnavailableError(
-                            f"POST {item.path} failed after {attempts} attempt(s): "
+                            f"POST {item.path} failed after {attempts} attempt(s), {why}: "
                             f"{failure.reason}",
                             attempts=attempts,
                             retry_after_s=failure.retry_after_s or None,
@@ -313,6 +310,19 @@ class CloudClient:
                 return self._finish(
                     item, response, start=start, attempts=attempts, durable=durable, replay=replay
                 )
+
+    def _give_up(self, attempts: int, *, no_time: bool) -> str | None:
+        """Why no retry may follow ``attempts`` attempts (None: one may, or only the
+        deadline stops it); the budget is only drawn on for a retry that will be sent."""
+        if attempts > self.options.max_retries:
+            return f"max_retries {self.options.max_retries} used"
+        if not self.available:
+            return "circuit breaker open"
+        if no_time:
+            return None
+        if not self.budget.try_withdraw():
+            return "retry budget spent"
+        return None
 
     async def _attempt(self, item: OutboxItem, left_s: float) -> httpx.Response:
         headers = {
