@@ -204,8 +204,9 @@ class AudioSource(_Source[AudioChunk]):
 class FakeVideoSource(VideoSource):
     """In-memory camera for tests: yields the given images, paced at ``fps`` (or at once).
 
-    Timestamps are taken on the SDK clock when each frame is delivered; ``loop`` repeats
-    the images until :meth:`close`.
+    Timestamps are on the SDK clock: when each frame is due when paced (so that a late
+    wake-up on a loaded machine does not shift a frame's timestamp), else when it is
+    delivered; ``loop`` repeats the images until :meth:`close`.
     """
 
     def __init__(
@@ -230,15 +231,16 @@ class FakeVideoSource(VideoSource):
         self._check_open()
         if self._index >= len(self._frames) and not self._loop:
             raise StopAsyncIteration
+        stamp_s = monotonic_s()
         if self._interval_s is not None:
-            now = monotonic_s()
             if self._next_due_s is None:
-                self._next_due_s = now
-            if self._next_due_s > now:
-                await asyncio.sleep(self._next_due_s - now)
+                self._next_due_s = stamp_s
+            if self._next_due_s > stamp_s:
+                await asyncio.sleep(self._next_due_s - stamp_s)
+            stamp_s = self._next_due_s
             self._next_due_s += self._interval_s
         image = self._frames[self._index % len(self._frames)]
-        frame = VideoFrame(image, monotonic_s(), self._index)
+        frame = VideoFrame(image, stamp_s, self._index)
         self._index += 1
         return frame
 

@@ -13,7 +13,9 @@ the event loop). Frames reach the consumer through a mailbox with one of two pol
 
 Each frame is stamped on the SDK clock when ``VideoCapture.read()`` returns it (for a
 file played in real time, when it is due). The capture thread wakes the event loop
-with ``call_soon_threadsafe`` only for a frame, so delivery costs no polling.
+with ``call_soon_threadsafe`` only when it puts a frame into an empty mailbox, so
+delivery costs no polling; a file played in real time is decoded a little ahead and
+released at its due time by the event loop's timer (see ``_Mailbox``).
 """
 
 from __future__ import annotations
@@ -83,39 +85,91 @@ class VideoStats:
     """Frames that arrived corrupt (a JPEG that did not decode) and were skipped."""
 
 
-class _Mailbox:
-    """The hand-over between the capture thread and the reader, thread-safe."""
+_DECODE_AHEAD = 2
+"""Frames a file played in real time decodes before they are due (see :class:`_Mailbox`)."""
 
-    def __init__(self, mode: CameraMode, queue_size: int) -> None:
-        self._mode = mode
-        self._size = 1 if mode == "latest" else queue_size
-        self._items: collections.deque[VideoFrame] = collections.deque()
+
+class _Mailbox:
+    """The hand-over between the capture thread and the reader, thread-safe.
+
+    Every frame carries the time it becomes visible: its timestamp. A live camera's
+    frames are stamped when they were read, so they are visible at once; a file played
+    in real time is stamped with when each frame is due, and its thread puts up to
+    ``ahead`` frames here before they are due. The reader then picks the newest due
+    frame by the clock when it reads (latest mode) and, when it waits, sleeps on the
+    event loop's own timer until the next one is due: delivery on time needs neither
+    the capture thread to wake at the right moment nor a second thread hop, and a
+    decode that runs late (a loaded machine) is absorbed by the frames decoded ahead.
+    """
+
+    def __init__(self, mode: CameraMode, queue_size: int, ahead: int = _DECODE_AHEAD) -> None:
+        self._latest = mode == "latest"
+        self._size = queue_size
+        self._ahead = ahead
+        self._items: collections.deque[VideoFrame] = collections.deque()  # by timestamp
         self._cond = threading.Condition()
         self._stopped = False
         self.dropped = 0
 
-    def put(self, frame: VideoFrame) -> bool:
-        """Hand over a frame; False if the mailbox was stopped while waiting for room."""
-        with self._cond:
-            if self._mode == "latest":
-                if self._items:
-                    self._items.clear()
-                    self.dropped += 1
-            else:
-                while len(self._items) >= self._size and not self._stopped:
-                    self._cond.wait(timeout=0.1)
-                if self._stopped:
-                    return False
-            self._items.append(frame)
-            return True
+    def _prune(self, now_s: float) -> None:
+        # Latest mode: a due frame followed by a newer due frame was never read in time.
+        items = self._items
+        while len(items) > 1 and items[1].timestamp_s <= now_s:
+            items.popleft()
+            self.dropped += 1
 
-    def take(self) -> VideoFrame | None:
+    def _pending(self, now_s: float) -> int:
+        """Frames not yet due (they sit at the end: items are in timestamp order)."""
+        count = 0
+        for frame in reversed(self._items):
+            if frame.timestamp_s <= now_s:
+                break
+            count += 1
+        return count
+
+    def put(self, frame: VideoFrame) -> tuple[bool, bool]:
+        """Hand over a frame, waiting while there is no room.
+
+        Returns (handed over, the mailbox was empty): False first if the mailbox was
+        stopped while waiting; the reader needs waking only when it was empty (otherwise
+        it already knows when the first frame is due).
+        """
         with self._cond:
-            if not self._items:
-                return None
-            frame = self._items.popleft()
+            while not self._stopped:
+                now_s = monotonic_s()
+                if self._latest:
+                    self._prune(now_s)
+                pending = self._pending(now_s)
+                if pending < self._ahead and (self._latest or len(self._items) < self._size):
+                    break
+                # Woken by a take, or when the first waiting frame falls due.
+                timeout_s = 0.1
+                if pending:
+                    due_s = self._items[-pending].timestamp_s
+                    timeout_s = min(timeout_s, max(due_s - now_s, 0.001))
+                self._cond.wait(timeout=timeout_s)
+            if self._stopped:
+                return False, False
+            was_empty = not self._items
+            self._items.append(frame)
+            if self._latest:
+                self._prune(monotonic_s())
+            return True, was_empty
+
+    def take(self, now_s: float) -> tuple[VideoFrame | None, float | None]:
+        """The frame to deliver at ``now_s``, else None and when the next one is due
+        (None when the mailbox is empty)."""
+        with self._cond:
+            if self._latest:
+                self._prune(now_s)
+            items = self._items
+            if not items:
+                return None, None
+            if items[0].timestamp_s > now_s:
+                return None, items[0].timestamp_s
+            frame = items.popleft()
             self._cond.notify()
-            return frame
+            return frame, None
 
     def stop(self) -> None:
         with self._cond:
@@ -319,10 +373,8 @@ class CameraSource(VideoSource):
                 assert info.fps is not None
                 if start_s is None:
                     start_s = now if self._origin_s is None else self._origin_s
-                due_s = start_s + index / info.fps
-                if due_s > now and self._stop.wait(due_s - now):
-                    return
-                now = due_s
+                # Stamped with when it is due; the mailbox holds it until then.
+                now = start_s + index / info.fps
             media_s = index / info.fps if info.kind == "file" and info.fps else now
             index += 1
             if interval_s is not None:
@@ -335,9 +387,11 @@ class CameraSource(VideoSource):
                     else next_due_s + interval_s
                 )
             frame = VideoFrame(_bgr(image), now, index - 1)
-            if not self._mailbox.put(frame):
+            handed_over, was_empty = self._mailbox.put(frame)
+            if not handed_over:
                 return
-            self._notify()
+            if was_empty:
+                self._notify()
 
     # ------------------------------------------------------------------ async edge
 
@@ -361,23 +415,32 @@ class CameraSource(VideoSource):
     async def read(self) -> VideoFrame:
         self._check_open()
         await self.start()
-        wake = self._wake
-        assert wake is not None
+        wake, loop = self._wake, self._loop
+        assert wake is not None and loop is not None
         while True:
-            frame = self._mailbox.take()
+            frame, due_s = self._mailbox.take(monotonic_s())
             if frame is not None:
                 self._delivered += 1
                 return frame
-            if self._done:
-                frame = self._mailbox.take()  # a last frame put just before the end
+            if self._done and due_s is None:
+                frame, due_s = self._mailbox.take(monotonic_s())  # put just before the end
                 if frame is not None:
                     self._delivered += 1
                     return frame
-                if self._failure is not None:
-                    raise self._failure
-                raise StopAsyncIteration
+                if due_s is None:
+                    if self._failure is not None:
+                        raise self._failure
+                    raise StopAsyncIteration
             wake.clear()
-            await wake.wait()
+            if due_s is None:
+                await wake.wait()
+                continue
+            # The loop's own timer, not a thread that wakes and then wakes the loop.
+            timer = loop.call_later(max(due_s - monotonic_s(), 0.0), wake.set)
+            try:
+                await wake.wait()
+            finally:
+                timer.cancel()
 
     async def close(self) -> None:
         """Stop the capture thread and release the camera."""

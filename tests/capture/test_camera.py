@@ -245,3 +245,49 @@ def test_still_image_source_repeats_a_photo(real_photo_paths: list[Path]) -> Non
     assert frames[0].image.shape == (512, 512, 3)  # type: ignore[index]
     with pytest.raises(InvalidFrameError, match="could not read"):
         StillImageSource(Path(__file__))
+
+
+def test_a_realtime_file_is_never_delivered_early_and_a_slow_reader_gets_the_newest_due(
+    pedestrian_video_path: Path,
+) -> None:
+    # The capture thread decodes ahead of time; the mailbox must still hold each frame
+    # back until it is due, and a late reader must get the newest due frame, not an
+    # older one nor one decoded ahead.
+    async def run() -> tuple[list[float], list[float], CameraSource]:
+        early, ages = [], []
+        async with CameraSource(pedestrian_video_path, mode="latest") as cam:
+            interval_s = 1.0 / cam.info.fps  # type: ignore[operator]
+            for _ in range(6):
+                frame = await cam.read()
+                early.append(frame.timestamp_s - monotonic_s())
+            for _ in range(4):
+                await asyncio.sleep(2.5 * interval_s)
+                frame = await cam.read()
+                ages.append((monotonic_s() - frame.timestamp_s) / interval_s)
+            return early, ages, cam
+
+    early, ages, cam = _run(run())  # type: ignore[misc]
+    assert max(early) <= 0.0, early
+    # At most one interval old plus scheduling slack on a loaded machine.
+    assert max(ages) < 1.5, ages
+    assert cam.stats.frames_dropped >= 4
+
+
+def test_the_mailbox_keeps_at_most_two_frames_ahead_of_their_due_time() -> None:
+    from glasses_sdk.capture._camera import _Mailbox
+
+    image = np.zeros((4, 4, 3), np.uint8)
+    mailbox = _Mailbox("latest", 8)
+    now = monotonic_s()
+    assert mailbox.put(VideoFrame(image, now + 0.05, 0)) == (True, True)
+    assert mailbox.put(VideoFrame(image, now + 0.10, 1)) == (True, False)
+    assert mailbox.take(now) == (None, pytest.approx(now + 0.05))
+    started = monotonic_s()
+    # A third frame ahead waits until the first falls due (about 50 ms), no longer.
+    assert mailbox.put(VideoFrame(image, now + 0.15, 2))[0]
+    assert 0.03 <= monotonic_s() - started < 1.0
+    frame, _ = mailbox.take(now + 0.12)  # frames 0 and 1 are due: the newer one wins
+    assert frame is not None and frame.frame_number == 1
+    assert mailbox.dropped == 1
+    mailbox.stop()
+    assert mailbox.put(VideoFrame(image, now + 0.2, 3)) == (False, False)
