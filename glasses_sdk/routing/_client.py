@@ -14,8 +14,9 @@ deadline; each retry must be allowed by the :class:`RetryBudget` and the breaker
 
 ``durable=True`` writes the request to the :class:`Outbox` before the first send; it is
 deleted when the cloud acknowledges it (a 2xx) or refuses it for good (a final 4xx,
-recorded as failed). When the cloud cannot be reached it stays there, and
-:meth:`CloudClient.replay_outbox` sends it later with its original key.
+recorded as failed). When the cloud cannot be reached, the deadline passes first, or
+the server fails with a 5xx, it stays there, and :meth:`CloudClient.replay_outbox`
+sends it later with its original key.
 """
 
 from __future__ import annotations
@@ -377,7 +378,7 @@ class CloudClient:
             self._breaker.record_failure()
             raise CloudRequestError(status, _error_body(response), path=item.path)
         self._breaker.record_success()
-        if status >= 400:
+        if not 200 <= status < 300:  # a final 4xx; or a 1xx/3xx, which acknowledges nothing
             error = _error_body(response)
             if durable and self.outbox is not None:
                 self.outbox.fail(
