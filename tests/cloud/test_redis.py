@@ -5,6 +5,9 @@ share one Redis so that a key's rate limit and an idempotency key hold across bo
 from __future__ import annotations
 
 import concurrent.futures
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -285,3 +288,72 @@ def test_two_servers_share_idempotency(pair: tuple[str, str, Any, FakeFaces]) ->
     assert duplicate.status_code == 409
     assert duplicate.json()["error"]["code"] == "request_in_progress"
     assert faces(b, "in-flight").headers["idempotent-replayed"] == "true"
+
+
+# --- a writer that dies while its request runs ----------------------------------------------
+
+_DIE_WHILE_RUNNING = """
+import os, signal, sys
+from pathlib import Path
+kind, where = sys.argv[1], sys.argv[2]
+if kind == "sqlite":
+    from glasses_sdk.cloud._idempotency import IdempotencyStore
+    store = IdempotencyStore(Path(where), ttl_s=60)
+else:
+    from glasses_sdk.cloud import load_settings
+    from glasses_sdk.cloud._redis import RedisIdempotencyStore, connect_redis
+    client = connect_redis(load_settings(env={}, redis_url=where))
+    store = RedisIdempotencyStore(client, 60, prefix=sys.argv[3])
+assert store.begin("t", "crash", "f").outcome.value == "run"
+os.kill(os.getpid(), signal.SIGKILL)  # dies with its record running, as on a crash
+"""
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_a_dead_writers_running_record_is_released_on_retry(
+    kind: str, tmp_path: Path, redis_url: str
+) -> None:
+    prefix = f"t{next(_prefixes)}:"
+    where = str(tmp_path / "idem.sqlite3") if kind == "sqlite" else redis_url
+    died = subprocess.run(
+        [sys.executable, "-c", _DIE_WHILE_RUNNING, kind, where, prefix],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr.decode()[-2000:]
+    if kind == "sqlite":
+        store: Any = IdempotencyStore(tmp_path / "idem.sqlite3", ttl_s=60)
+    else:
+        store = RedisIdempotencyStore(_redis_client(redis_url), 60, prefix=prefix)
+    try:
+        # A live writer's record is a 409; the dead one's is replaced: the retry runs.
+        assert store.begin("t", "alive", "f").outcome is Outcome.RUN
+        assert store.begin("t", "alive", "f").outcome is Outcome.IN_PROGRESS
+        assert store.begin("t", "crash", "f").outcome is Outcome.RUN
+        assert store.begin("t", "crash", "f").outcome is Outcome.IN_PROGRESS  # now ours
+        store.finish("t", "crash", StoredResponse(200, [], b"once"))
+        assert store.begin("t", "crash", "f").outcome is Outcome.REPLAY
+        assert store.executions("t") == {("t", "crash"): 1}
+    finally:
+        store.close()
+
+
+def test_redis_release_dead_sweeps_this_hosts_dead_writers(redis_url: str) -> None:
+    prefix = f"t{next(_prefixes)}:"
+    died = subprocess.run(
+        [sys.executable, "-c", _DIE_WHILE_RUNNING, "redis", redis_url, prefix],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    assert died.returncode == -signal.SIGKILL, died.stderr.decode()[-2000:]
+    store = RedisIdempotencyStore(_redis_client(redis_url), 60, prefix=prefix)
+    try:
+        assert store.begin("t", "mine", "f").outcome is Outcome.RUN  # a live writer: kept
+        assert store.count("t") == 2
+        assert store.release_dead() == 1
+        assert store.count("t") == 1
+        assert store.begin("t", "mine", "f").outcome is Outcome.IN_PROGRESS
+    finally:
+        store.close()
