@@ -88,6 +88,14 @@ class VideoStats:
 _DECODE_AHEAD = 2
 """Frames a file played in real time decodes before they are due (see :class:`_Mailbox`)."""
 
+_DECODE_AFTER_DUE_S = 0.005
+"""How long after a frame falls due the capture thread starts decoding the next one.
+
+Waking exactly at the due time would make the decoder compete for the CPU (and the
+GIL) with the reader at the one moment the reader must run; two frames decoded ahead
+leave ample slack for this delay.
+"""
+
 
 class _Mailbox:
     """The hand-over between the capture thread and the reader, thread-safe.
@@ -142,10 +150,10 @@ class _Mailbox:
                 pending = self._pending(now_s)
                 if pending < self._ahead and (self._latest or len(self._items) < self._size):
                     break
-                # Woken by a take, or when the first waiting frame falls due.
+                # Woken by a take, or soon after the first waiting frame falls due.
                 timeout_s = 0.1
                 if pending:
-                    due_s = self._items[-pending].timestamp_s
+                    due_s = self._items[-pending].timestamp_s + _DECODE_AFTER_DUE_S
                     timeout_s = min(timeout_s, max(due_s - now_s, 0.001))
                 self._cond.wait(timeout=timeout_s)
             if self._stopped:
