@@ -149,3 +149,23 @@ def test_bad_options() -> None:
         OutboxOptions(when_full="spill")  # type: ignore[arg-type]
     with pytest.raises(InvalidConfigError, match="max_items"):
         OutboxOptions(max_items=0)
+
+
+def test_threads_share_one_outbox(tmp_path: Path) -> None:
+    import threading
+
+    with Outbox(tmp_path / "o.sqlite3") as outbox:
+
+        def writer(t: int) -> None:
+            for i in range(25):
+                outbox.put(item(t * 1000 + i))
+                if i % 5 == 0:
+                    outbox.ack(f"key-{t * 1000 + i}")
+
+        threads = [threading.Thread(target=writer, args=(t,)) for t in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=60)
+        assert len(outbox) == 4 * 20
+        assert outbox.counters().sent == 4 * 5
