@@ -28,15 +28,18 @@ from tests.conftest import need_binary, need_data
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"
 
 
-def scenes(*items: tuple[str, str]) -> DemoAssets:
-    """Assemble (once, cached) scenes of 7 s: ``(picture, command)`` pairs."""
+def scenes(*items: tuple[str, str], pause_s: float | None = None) -> DemoAssets:
+    """Assemble (once, cached) scenes of 7 s: ``(picture, command)`` pairs; ``pause_s``
+    between the wake phrase and the command (the script's when None)."""
     need_binary("espeak-ng")
     need_binary("flite")
     need_data(lambda: data.photo_path("astronaut"))
     need_data(data.pedestrian_video_path)
+    script = load_demo_script()
     script = replace(
-        load_demo_script(),
+        script,
         scenes=tuple(DemoScene(picture, 7.0, say, "any") for picture, say in items),
+        pause_s=script.pause_s if pause_s is None else pause_s,
     )
     return assemble_demo(script)
 
