@@ -209,7 +209,13 @@ async def _run(
         for i in range(max(0, kills - 1))
     )
     kill_points = [f"server, after model call {crash_after}, before commit"] if kills else []
-    kill_points += [f"outside, after {n} requests sent" for n in outside]
+    # An outside kill also waits until the server has served for a seeded while since
+    # its last start, so that it lands amid traffic (new requests or the replay).
+    serve_before_kill_s = [round(rng.uniform(0.5, 1.5), 2) for _ in outside]
+    kill_points += [
+        f"outside, after {n} requests sent and {t} s of serving"
+        for n, t in zip(outside, serve_before_kill_s, strict=True)
+    ]
 
     started = time.monotonic()
     await server.start(token, crash_after)
@@ -246,7 +252,14 @@ async def _run(
         while not stop.is_set():
             # Only a ready server is killed from outside: a kill during a restart would
             # be a second kill at the same point.
-            if outside and (done >= outside[0] or all_sent) and server.alive():
+            serving_s = time.monotonic() - last_ready
+            if (
+                outside
+                and (done >= outside[0] or all_sent)
+                and serving_s >= serve_before_kill_s[0]
+                and server.alive()
+            ):
+                serve_before_kill_s.pop(0)
                 outside.pop(0)
                 server.kill()
             if not server.alive():
