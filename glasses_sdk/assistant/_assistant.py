@@ -128,6 +128,9 @@ class _Services:
                 )
         if self.can_transcribe_locally:
             self.transcribe(np.zeros(1600, np.float32), phrases)
+        if self._options.speak:
+            # The first synthesis pays for the resampler's design (and scipy's import).
+            synthesize("ready", self._options.voice)
 
     def listener(self) -> Listener:
         from glasses_sdk.inference import VoiceActivityDetector, WakeWordDetector, WakeWordOptions
@@ -544,9 +547,7 @@ class Assistant:
         if privacy.keep_media and privacy.media_dir is not None:
             MediaStore(privacy.media_dir, privacy.retention_s).purge()
         listener = await asyncio.to_thread(self._services.listener)
-        await asyncio.to_thread(self.privacy.warm_up)
-        phrases = [p for ps in self._phrases.values() for p in ps]
-        await asyncio.to_thread(self._services.warm_up, phrases)
+        await self.warm_up()
         commands: asyncio.Queue[tuple[CommandEnded, float]] = asyncio.Queue(1)
         tasks = [
             asyncio.create_task(self._audio_loop(listener, commands), name="assistant-audio"),
@@ -575,6 +576,13 @@ class Assistant:
         error = tasks[0].exception() if tasks[0].done() and not tasks[0].cancelled() else None
         if error is not None:
             raise error
+
+    async def warm_up(self) -> None:
+        """Load the face, text and speech models and the synthesizer now (in a worker
+        thread), so that the first command does not pay for it; :meth:`run` calls it."""
+        phrases = [p for ps in self._phrases.values() for p in ps]
+        await asyncio.to_thread(self.privacy.warm_up)
+        await asyncio.to_thread(self._services.warm_up, phrases)
 
     async def stop(self) -> None:
         """Stop :meth:`run` and end every events() iterator."""

@@ -162,3 +162,35 @@ async def emulator_showing(
         yield emulator
     finally:
         await emulator.close()
+
+
+async def connect(emulator: Emulator, *, timeout_s: float = 10.0) -> Any:
+    """A BridgeDevice on ``emulator``, once its capture LED is reported on."""
+    import asyncio
+
+    from glasses_sdk._bridge_device import connect_bridge
+    from glasses_sdk._device import LedState
+
+    device = await connect_bridge(emulator.address, insecure=True)
+    try:
+        async with asyncio.timeout(timeout_s):
+            while device.state.led is not LedState.ON:
+                await asyncio.sleep(0.05)
+    except BaseException:
+        await device.close()
+        raise
+    return device
+
+
+def fine_detail(image: NDArray[np.uint8], box: Sequence[float], tile_px: int = 4) -> float:
+    """Fine detail inside ``box`` ``[x0, y0, x1, y1]``: the median standard deviation of
+    grey over 4x4 tiles. A face has texture (about 10 on the astronaut); a pixelated
+    one is flat inside each cell (under 1 after JPEG), whatever its cell edges do."""
+    import cv2
+
+    x0, y0, x1, y1 = (round(v) for v in box)
+    grey = cv2.cvtColor(np.ascontiguousarray(image[y0:y1, x0:x1]), cv2.COLOR_BGR2GRAY)
+    h = grey.shape[0] // tile_px * tile_px
+    w = grey.shape[1] // tile_px * tile_px
+    tiles = grey[:h, :w].astype(np.float64).reshape(h // tile_px, tile_px, w // tile_px, tile_px)
+    return float(np.median(tiles.std(axis=(1, 3))))
