@@ -8,8 +8,10 @@
   calls wait for one, and a call past that is refused at once (503 + ``Retry-After``)
   rather than queued: a queue that grows only turns overload into timeouts for everyone.
 
-These are in-process: with several workers each has its own buckets (the per-key rate
-is then per worker). A shared store (Redis) is the seam for several processes.
+:class:`TokenBuckets` are in-process: with several workers each has its own buckets
+(the per-key rate is then per worker). ``rate_limit_store = "redis"`` puts them in Redis
+instead (:class:`glasses_sdk.cloud._redis.RedisTokenBuckets`, the same contract), for
+several processes, Ray Serve replicas or machines.
 """
 
 from __future__ import annotations
