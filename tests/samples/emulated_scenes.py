@@ -19,7 +19,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from firmware_bridge.emulator import Emulator
-from firmware_bridge.emulator._scenario import load_scenario
+from firmware_bridge.emulator._scenario import TimelineEvent, load_scenario
 from glasses_sdk import data
 from glasses_sdk._demo_scenario import DemoAssets, DemoScene, assemble_demo, load_demo_script
 from tests.cloud.conftest import make_key, serve, server_settings
@@ -45,8 +45,11 @@ def scenes(*items: tuple[str, str], pause_s: float | None = None) -> DemoAssets:
 
 
 @contextmanager
-def emulator(assets: DemoAssets, state_dir: Path) -> Iterator[str]:
-    """The emulator playing ``assets``; yields the URI a sample connects to."""
+def emulator(
+    assets: DemoAssets, state_dir: Path, timeline: tuple[TimelineEvent, ...] = ()
+) -> Iterator[str]:
+    """The emulator playing ``assets`` (and ``timeline``); yields the URI a sample
+    connects to."""
     started = threading.Event()
     stop = threading.Event()
     holder: dict[str, Emulator] = {}
@@ -54,9 +57,8 @@ def emulator(assets: DemoAssets, state_dir: Path) -> Iterator[str]:
 
     def serve_emulator() -> None:
         async def run() -> None:
-            device = Emulator(
-                load_scenario(assets.scenario_path), insecure=True, state_dir=state_dir
-            )
+            scenario = replace(load_scenario(assets.scenario_path), timeline=timeline)
+            device = Emulator(scenario, insecure=True, state_dir=state_dir)
             await device.start()
             holder["emulator"] = device
             started.set()
