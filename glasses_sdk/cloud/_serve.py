@@ -207,14 +207,19 @@ def deploy(settings: CloudSettings, **ray_init: Any) -> str:
     return f"http://{settings.host}:{settings.port}"
 
 
-def shutdown() -> None:
-    """Delete the application, stop Serve, and disconnect from (or stop) Ray."""
+def shutdown(settings: CloudSettings | None = None) -> None:
+    """Remove the application and disconnect from Ray. A local Ray started here is
+    stopped with Serve; on a cluster joined with ``ray_address`` only this application
+    is deleted, so that Serve and other applications there keep running."""
     import ray
 
     serve = _serve()
     try:
         if ray.is_initialized():
-            serve.shutdown()
+            if settings is not None and settings.ray_address is not None:
+                serve.delete(APP_NAME)
+            else:
+                serve.shutdown()
     finally:
         ray.shutdown()
 
@@ -250,7 +255,7 @@ def run(settings: CloudSettings, *, on_ready: Callable[[str], None] | None = Non
     finally:
         deploying[0] = False
         try:
-            shutdown()
+            shutdown(settings)
         finally:
             for s, handler in previous.items():
                 signal.signal(s, handler)
