@@ -208,6 +208,28 @@ def test_readyz_reports_an_unreachable_store(tmp_path: Path) -> None:
     assert document["stores"]["rate_limit"] == {"store": "memory", "reachable": True}
 
 
+def test_an_unreachable_rate_limit_store_refuses_with_503(tmp_path: Path) -> None:
+    settings = server_settings(
+        tmp_path,
+        rate_limit_store="redis",
+        redis_url=f"unix://{tmp_path}/absent.sock",
+        redis_timeout_s=0.5,
+    )
+    token = make_key(settings)
+    with serve(create_app(settings, backends=fake_backends())) as url:
+        refused = httpx.post(
+            f"{url}/v1/vision/faces",
+            headers=auth(token),
+            files={"image": ("a.png", _png(16))},
+            timeout=10,
+        )
+        health = httpx.get(f"{url}/healthz", timeout=10)
+    assert refused.status_code == 503
+    assert refused.headers["retry-after"] == "1"
+    assert refused.json()["error"]["code"] == "store_unavailable"
+    assert health.status_code == 200  # liveness does not depend on the store
+
+
 # --- two servers, one Redis ------------------------------------------------------------------
 
 
