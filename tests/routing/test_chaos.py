@@ -17,6 +17,7 @@ from tests.conftest import missing, need_data
 REQUESTS = 200
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(240)
 def test_chaos_run_loses_nothing_and_runs_nothing_twice(tmp_path: Path) -> None:
     need_data(lambda: data.photo_path("astronaut"))
