@@ -95,6 +95,42 @@ def _vad(quick: bool) -> Comparison:
     )
 
 
+def _vad_accuracy() -> dict[str, Any]:
+    """Frame-level precision, recall and F1 of the speech segments against the energy
+    reference of voiced time that the VAD tests use (32 ms frames), pooled over every
+    real speech recording, and the share of noise flagged as speech."""
+    import soundfile
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import VoiceActivityDetector
+    from tests.inference.test_vad import _flagged, _voiced_frames
+
+    detector = VoiceActivityDetector()
+    hits = flagged_total = voiced_total = 0
+    for name in sorted(data.SPEECH):
+        samples, rate = soundfile.read(str(data.speech_path(name)), dtype="float32")
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1)
+        voiced = _voiced_frames(samples, rate)
+        flagged = _flagged(detector.detect(samples, rate).segments, voiced.size)
+        hits += int((voiced & flagged).sum())
+        flagged_total += int(flagged.sum())
+        voiced_total += int(voiced.sum())
+    precision = hits / max(flagged_total, 1)
+    recall = hits / max(voiced_total, 1)
+    rng = np.random.default_rng(7)
+    noise = (0.1 * rng.standard_normal(16000 * 6)).astype(np.float32)
+    noise_segments = detector.detect(noise, 16000).segments
+    return {
+        "recordings": len(data.SPEECH),
+        "precision": round(precision, 4),
+        "recall": round(recall, 4),
+        "f1": round(2 * precision * recall / max(precision + recall, 1e-9), 4),
+        "white_noise_speech_s": round(sum(seg.duration_s for seg in noise_segments), 3),
+        "reference": "energy: 32 ms frames within 20 dB of the loudest, runs of >= 3",
+    }
+
+
 def _faces(quick: bool) -> Comparison:
     import cv2
 
@@ -356,6 +392,7 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
     comparisons.append(ocr_int8_comparison)
     document: dict[str, Any] = json.loads(to_json("models", comparisons))
     document["ocr_accuracy"] = ocr_accuracy
+    document["vad_accuracy"] = _vad_accuracy()
     document["int8_decisions"] = [decision, ocr_decision]
     document["peak_rss_bytes_all_tasks"] = _peak_memory_bytes()
     if as_json:
@@ -373,6 +410,7 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
                 f"keep as default: {'yes' if d['keep_as_default'] else 'no'}"
             )
         console.print(f"text reading CER: {document['ocr_accuracy']}")
+        console.print(f"voice activity: {document['vad_accuracy']}")
         console.print(
             f"peak resident memory, all tasks loaded and run once: "
             f"{document['peak_rss_bytes_all_tasks'] / 2**20:.0f} MiB"

@@ -40,6 +40,7 @@ SCHEMA = {
         "environment",
         "results",
         "ocr_accuracy",
+        "vad_accuracy",
         "int8_decisions",
         "peak_rss_bytes_all_tasks",
     ],
@@ -55,6 +56,15 @@ SCHEMA = {
             },
         },
         "int8_decisions": {"type": "array", "minItems": 2, "items": _DECISION},
+        "vad_accuracy": {
+            "type": "object",
+            "required": ["precision", "recall", "f1", "white_noise_speech_s"],
+        },
+        "ocr_accuracy": {
+            "type": "object",
+            "required": ["ours", "ours_v5", "rapidocr", "cpu_ms"],
+            "properties": {"cpu_ms": {"type": "object", "required": ["read", "detect"]}},
+        },
         "peak_rss_bytes_all_tasks": {"type": "integer", "minimum": 1},
     },
 }
