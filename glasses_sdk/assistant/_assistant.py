@@ -221,7 +221,9 @@ class _PhraseRecognizer:
 
 class _Subscriber:
     def __init__(self, size: int) -> None:
-        self.queue: asyncio.Queue[AssistantEvent | None] = asyncio.Queue(size)
+        # One slot more than the events it may hold: the end marker always fits.
+        self.size = size
+        self.queue: asyncio.Queue[AssistantEvent | None] = asyncio.Queue(size + 1)
         self.dropped = 0
 
 
@@ -344,11 +346,11 @@ class Assistant:
 
     def _emit(self, event: AssistantEvent) -> None:
         for subscriber in list(self._subscribers):
-            try:
-                subscriber.queue.put_nowait(event)
-            except asyncio.QueueFull:
+            if subscriber.queue.qsize() >= subscriber.size:
                 subscriber.dropped += 1
                 self.dropped_events += 1
+            else:
+                subscriber.queue.put_nowait(event)
         for event_type, callback in list(self._callbacks):
             if not isinstance(event, event_type):
                 continue
@@ -368,12 +370,8 @@ class Assistant:
 
     def _close_subscribers(self) -> None:
         for subscriber in list(self._subscribers):
-            queue = subscriber.queue
-            # Make room for the end marker: the reader must see the end.
-            while queue.full():
-                queue.get_nowait()
-                subscriber.dropped += 1
-            queue.put_nowait(None)
+            if not subscriber.queue.full():  # full: it holds the end marker already
+                subscriber.queue.put_nowait(None)
 
     # ------------------------------------------------------------------ commands
 
