@@ -4,7 +4,9 @@ The public API is listed here once; everything else lives in private modules.
 ``connect(uri)`` gives a :class:`Device` for this computer (``"local"``) or recordings
 (``"file:VIDEO?audio=WAV"``). Subpackages: :mod:`glasses_sdk.capture` (sources),
 :mod:`glasses_sdk.preprocess` (the vectorized core), :mod:`glasses_sdk.inference`
-(on-device models), :mod:`glasses_sdk.cloud` (the fallback server, extra ``cloud``),
+(on-device models), :mod:`glasses_sdk.routing` (local-or-cloud decisions, the cloud
+client and its durable outbox), :mod:`glasses_sdk.assistant` (wake word to spoken
+answer), :mod:`glasses_sdk.cloud` (the fallback server, extra ``cloud``),
 :mod:`glasses_sdk.data` (real test data).
 """
 
@@ -15,6 +17,8 @@ from glasses_sdk._exceptions import (
     BackendUnavailableError,
     CaptureError,
     ChecksumMismatchError,
+    CloudRequestError,
+    CloudUnavailableError,
     DataNotFoundError,
     DeadlineExceededError,
     GlassesError,
@@ -22,12 +26,14 @@ from glasses_sdk._exceptions import (
     InvalidConfigError,
     InvalidFrameError,
     InvalidInputError,
+    LedUnavailableError,
     MissingDependencyError,
     ModelBuildError,
     ModelError,
     ModelNotBuiltError,
     NoCameraError,
     NoMicrophoneError,
+    OutboxFullError,
     OverloadedError,
     SourceClosedError,
     StreamLostError,
@@ -58,6 +64,8 @@ __all__ = [
     "CaptureError",
     "CaptureEvent",
     "ChecksumMismatchError",
+    "CloudRequestError",
+    "CloudUnavailableError",
     "DataNotFoundError",
     "DeadlineExceededError",
     "Device",
@@ -72,6 +80,7 @@ __all__ = [
     "InvalidFrameError",
     "InvalidInputError",
     "LedState",
+    "LedUnavailableError",
     "MicrophoneSource",
     "MissingDependencyError",
     "ModelBuildError",
@@ -79,6 +88,7 @@ __all__ = [
     "ModelNotBuiltError",
     "NoCameraError",
     "NoMicrophoneError",
+    "OutboxFullError",
     "OverloadedError",
     "SourceClosedError",
     "StillImageSource",
