@@ -17,9 +17,10 @@ settings:
 - the HTTP proxy on ``host``:``port`` (127.0.0.1 unless told otherwise).
 
 A local Ray started here (``ray_address`` unset) keeps its node address on loopback when
-``host`` is a loopback address, so nothing of it listens for other machines. With more
-than one replica, rate limits and idempotency records must be in Redis
-(``rate_limit_store`` / ``idempotency_store``); :func:`shared_store_warnings` says so.
+``host`` is a loopback address, and so do the replicas' internal gRPC servers, so that
+nothing of it listens for other machines (tested). With more than one replica, rate
+limits and idempotency records must be in Redis (``rate_limit_store`` /
+``idempotency_store``); :func:`shared_store_warnings` says so.
 """
 
 from __future__ import annotations
@@ -134,6 +135,39 @@ def _replica_header(app: Any, replica: str) -> Callable[..., Any]:
     return asgi
 
 
+def _loopback_deployment(settings: CloudSettings) -> bool:
+    return settings.ray_address is None and _is_loopback(settings.host)
+
+
+def _internal_grpc_on_loopback() -> None:
+    """Make this replica's inter-deployment gRPC server listen on loopback only.
+
+    Ray Serve 2.60 binds it to ``[::]:0`` (every interface) with no setting to change
+    that; on a deployment that must stay on this machine, the address is rewritten
+    before the replica opens it. Runs in the replica, before Serve starts that server.
+    Should Ray move or rename the function, the port stays as Ray opens it (protected by
+    Ray's token authentication) and a warning says so.
+    """
+    try:
+        from ray.serve._private import replica
+    except ImportError:  # pragma: no cover - ray[serve] is here when this runs
+        return
+    original = getattr(replica, "add_port_to_grpc_server", None)
+    if original is None:
+        log.warning("cannot bind the replica's internal gRPC port to loopback on this Ray")
+        return
+    if getattr(original, "glasses_loopback", False):
+        return
+
+    def on_loopback(server: Any, address: str) -> Any:
+        if address.startswith("[::]:"):
+            address = "127.0.0.1:" + address.rsplit(":", 1)[1]
+        return original(server, address)
+
+    on_loopback.glasses_loopback = True  # type: ignore[attr-defined]
+    setattr(replica, "add_port_to_grpc_server", on_loopback)  # noqa: B010 - not exported
+
+
 def build_application(settings: CloudSettings) -> Any:
     """The bound Ray Serve application (``serve.run`` it, or :func:`deploy`)."""
     serve = _serve()
@@ -145,6 +179,8 @@ def build_application(settings: CloudSettings) -> Any:
         def __init__(self, settings: CloudSettings) -> None:
             self._settings = settings
             self._state: Any = None
+            if _loopback_deployment(settings):
+                _internal_grpc_on_loopback()
 
         def __serve_build_asgi_app__(self) -> Any:
             from glasses_sdk.cloud._app import create_app
@@ -175,7 +211,7 @@ def _loopback_only(settings: CloudSettings) -> None:
     # A local Ray takes this machine's network address as its node address (and its
     # proxy and workers announce it). This variable, read when ray is first imported,
     # makes it take the loopback address instead; it is set before that import.
-    if settings.ray_address is None and _is_loopback(settings.host):
+    if _loopback_deployment(settings):
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 
@@ -186,7 +222,7 @@ def _init_ray(settings: CloudSettings, **ray_init: Any) -> None:
 
     if ray.is_initialized():
         return
-    if settings.ray_address is None and _is_loopback(settings.host):
+    if _loopback_deployment(settings):
         ray_init.setdefault("_node_ip_address", "127.0.0.1")
     if settings.ray_address is None and settings.ray_num_cpus is not None:
         ray_init.setdefault("num_cpus", settings.ray_num_cpus)

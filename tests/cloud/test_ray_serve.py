@@ -160,6 +160,74 @@ def test_health_auth_and_a_real_model_through_the_proxy(deployment: dict[str, An
     assert "proxy 127.0.0.1 -- Proxy starting" in log
 
 
+def _process_tree(root: int) -> set[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree = {root}
+    grew = True
+    while grew:
+        grew = False
+        for pid, parent in parents.items():
+            if parent in tree and pid not in tree:
+                tree.add(pid)
+                grew = True
+    return tree
+
+
+def _listening(pids: set[int]) -> list[tuple[int, str]]:
+    """(pid, local address) of every listening TCP socket the processes hold (Linux)."""
+    inodes: dict[str, int] = {}
+    for pid in pids:
+        try:
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                target = str(fd.readlink())
+                if target.startswith("socket:["):
+                    inodes[target[8:-1]] = pid
+        except OSError:
+            continue
+    out = []
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                out.append((inodes[fields[9]], fields[1]))
+    return out
+
+
+def _is_loopback_hex(address: str) -> bool:
+    host = address.split(":", maxsplit=1)[0]
+    if len(host) == 8:  # IPv4, little-endian hex: 0100007F is 127.0.0.1
+        return host.endswith("7F")
+    if host.startswith("0000000000000000FFFF0000"):  # IPv4-mapped IPv6, ::ffff:127.x
+        return host.endswith("7F")
+    return host == "00000000000000000000000001000000"  # ::1
+
+
+def _name(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120]
+    except OSError:
+        return "?"
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="reads Linux's /proc")
+def test_ray_and_the_proxy_listen_on_loopback_only(deployment: dict[str, Any]) -> None:
+    tree = _process_tree(deployment["process"].pid)
+    assert len(tree) > 3  # the command, Ray's GCS and raylet, workers
+    sockets = _listening(tree)
+    assert sockets, "no listening socket found under the command's processes"
+    port = int(deployment["url"].rsplit(":", 1)[1])
+    assert any(int(a.split(":")[1], 16) == port for _, a in sockets)  # the proxy is there
+    exposed = [(_name(pid), a) for pid, a in sockets if not _is_loopback_hex(a)]
+    assert not exposed, f"listening beyond loopback: {exposed}"
+
+
 def test_rate_limit_and_idempotency_hold_across_replicas(deployment: dict[str, Any]) -> None:
     url, token = deployment["url"], deployment["token"]
     limited = deployment["limited"]
