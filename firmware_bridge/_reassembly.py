@@ -28,13 +28,14 @@ from firmware_bridge.protocol import (
     MAX_FRAME_BYTES,
     MIN_MTU_BYTES,
     Ack,
-    Fragment,
     Frame,
     Lane,
     Message,
     Ping,
     RawFrame,
+    _pack_raw,
     decode_message,
+    raw_to_frame,
 )
 
 __all__ = [
@@ -92,25 +93,21 @@ def _check_mtu(mtu_bytes: int) -> int:
     return mtu_bytes
 
 
-def _iter_frames(
+def _iter_raw(
     message: Message, payload: bytes, sequence: int, mtu_bytes: int, ack_requested: bool
-) -> Iterator[Frame]:
+) -> Iterator[RawFrame]:
+    # Plain tuples over views of the payload: at MTU 512 a video frame is ~250 of
+    # these, and the sender packs them straight to bytes (no Frame object each).
     chunk, count = _fragment_plan(len(payload), mtu_bytes)
     is_ack = isinstance(message, Ack)
+    message_type, lane = message.TYPE, message.LANE
     if count == 1:
-        yield Frame(message.TYPE, message.LANE, sequence, payload, ack_requested, is_ack)
+        yield (message_type, lane, sequence, ack_requested, is_ack, 0, 0, payload)
         return
+    view = memoryview(payload)
     for index in range(count):
-        data = payload[index * chunk : (index + 1) * chunk]
-        yield Frame(
-            message.TYPE,
-            message.LANE,
-            sequence,
-            data,
-            ack_requested,
-            is_ack,
-            Fragment(index, count),
-        )
+        data = view[index * chunk : (index + 1) * chunk]
+        yield (message_type, lane, sequence, ack_requested, is_ack, index, count, data)
 
 
 def fragment_message(
@@ -133,7 +130,9 @@ def fragment_message(
     _check_mtu(mtu_bytes)
     payload = message.pack()
     _check_sendable(message, payload, mtu_bytes, max_message_bytes)
-    return list(_iter_frames(message, payload, sequence, mtu_bytes, ack_requested))
+    return [
+        raw_to_frame(raw) for raw in _iter_raw(message, payload, sequence, mtu_bytes, ack_requested)
+    ]
 
 
 # --------------------------------------------------------------------------------------
@@ -143,7 +142,7 @@ def fragment_message(
 
 @dataclass
 class _Outgoing:
-    frames: Iterator[Frame]
+    frames: Iterator[RawFrame]
     lane: Lane
     sequence: int
     started: bool = False
@@ -170,6 +169,9 @@ class LaneScheduler:
         self._max_message_bytes = max_message_bytes
         self._max_queued_video = max_queued_video
         self._queues: dict[Lane, deque[_Outgoing]] = {lane: deque() for lane in Lane}
+        # The same queues in priority order: iterating the Lane enum costs a microsecond
+        # or more per call, and this runs for every frame sent.
+        self._by_priority = tuple(self._queues[lane] for lane in Lane)
         self._next_sequence: dict[Lane, int] = dict.fromkeys(Lane, 0)
         self.dropped_video_messages = 0
         """Video messages dropped unsent because newer ones were waiting."""
@@ -227,16 +229,24 @@ class LaneScheduler:
 
     def next_frame(self) -> Frame | None:
         """The next frame to send, or None when every lane is empty."""
-        for lane in Lane:  # Lane's order is its priority order
-            queue = self._queues[lane]
+        raw = self._next_raw()
+        return None if raw is None else raw_to_frame(raw)
+
+    def next_packed(self) -> bytes | None:
+        """:meth:`next_frame` already encoded (no :class:`Frame` built on the way)."""
+        raw = self._next_raw()
+        return None if raw is None else _pack_raw(raw)
+
+    def _next_raw(self) -> RawFrame | None:
+        for queue in self._by_priority:
             while queue:
                 head = queue[0]
-                frame = next(head.frames, None)
-                if frame is None:
+                raw = next(head.frames, None)
+                if raw is None:
                     queue.popleft()
                     continue
                 head.started = True
-                return frame
+                return raw
         return None
 
     def frames(self) -> Iterator[Frame]:
@@ -256,12 +266,12 @@ class LaneScheduler:
 
 def _lazy_frames(
     message: Message, payload: bytes, sequence: int, scheduler: LaneScheduler, ack: bool
-) -> Iterator[Frame]:
+) -> Iterator[RawFrame]:
     # The MTU is read when the first frame is wanted, not when the message is queued.
     mtu_bytes = scheduler.mtu_bytes
     if _fragment_plan(len(payload), mtu_bytes)[1] > _MAX_FRAGMENTS:
         return  # checked at enqueue against the MTU then; a smaller MTU since is dropped
-    yield from _iter_frames(message, payload, sequence, mtu_bytes, ack)
+    yield from _iter_raw(message, payload, sequence, mtu_bytes, ack)
 
 
 # --------------------------------------------------------------------------------------
@@ -356,6 +366,9 @@ class Reassembler:
     def __init__(self, limits: ReassemblyLimits | None = None) -> None:
         self.limits = limits if limits is not None else ReassemblyLimits()
         self._lanes: dict[Lane, _LaneState] = {lane: _LaneState() for lane in Lane}
+        # Indexed by lane value: hashing an Enum member runs Python code, and push_raw
+        # looks a lane up for every fragment.
+        self._by_value = [self._lanes[lane] for lane in Lane]
         self._reserved_bytes = 0
         self.errors: Counter[str] = Counter()
         """Dropped messages and fragments, by error class name."""
@@ -375,6 +388,7 @@ class Reassembler:
     def reset(self) -> None:
         """Forget partial messages and duplicate history (a new connection)."""
         self._lanes = {lane: _LaneState() for lane in Lane}
+        self._by_value = [self._lanes[lane] for lane in Lane]
         self._reserved_bytes = 0
 
     def push(self, frame: Frame, now_ms: float) -> list[ReassemblyEvent]:
@@ -403,7 +417,7 @@ class Reassembler:
         no partial message can time out between frames of one batch).
         """
         message_type, lane, sequence, ack_requested, _, index, count, data = raw
-        state = self._lanes[lane]
+        state = self._by_value[lane]
         partial = state.partial
         if not count:
             if partial is not None:

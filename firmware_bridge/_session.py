@@ -390,28 +390,27 @@ class Connection:
     async def _writer(self) -> None:
         try:
             while not self.closed:
-                frame = self.scheduler.next_frame()
-                if frame is None:
+                packed = self.scheduler.next_packed()
+                if packed is None:
                     self.stats.video_dropped_by_sender = self.scheduler.dropped_video_messages
                     self._wake.clear()
                     await self._wake.wait()
                     continue
                 if self._filter is not None:
-                    await self._through_filter(frame)
+                    await self._through_filter(packed)
                     continue
                 if not self.stream:
-                    await self._put(frame.pack(), 1)
+                    await self._put(packed, 1)
                     continue
                 # Join frames into one write (fewer syscalls and TLS records); a frame
                 # that would overflow the link's write size goes first next round.
-                parts = [frame.pack()]
-                size = len(parts[0])
+                parts = [packed]
+                size = len(packed)
                 limit = min(_BATCH_BYTES, self.link.mtu_bytes)
                 while size < limit:
-                    more = self.scheduler.next_frame()
-                    if more is None:
+                    raw = self.scheduler.next_packed()
+                    if raw is None:
                         break
-                    raw = more.pack()
                     if size + len(raw) > limit:
                         await self._put(b"".join(parts), len(parts))
                         parts, size = [], 0
@@ -427,10 +426,10 @@ class Connection:
         self.stats.bytes_sent += len(data)
         self.keepalive.on_sent(_now_ms())
 
-    async def _through_filter(self, frame: Frame) -> None:
+    async def _through_filter(self, packed: bytes) -> None:
         assert self._filter is not None
         now = _now_ms()
-        for release_ms, raw in self._filter.outgoing(frame.pack(), now):
+        for release_ms, raw in self._filter.outgoing(packed, now):
             heapq.heappush(self._delay_line, (release_ms, next(self._counter), raw))
             self._delay_bytes += len(raw)
         self._delay_wake.set()

@@ -157,6 +157,9 @@ _EXTENSION_SIZE = FRAGMENT_EXTENSION.size
 # Bound methods looked up once: the receive loop runs them for every frame.
 _UNPACK_HEADER = FRAME_HEADER.unpack_from
 _UNPACK_EXTENSION = FRAGMENT_EXTENSION.unpack_from
+_PACK_EXTENSION = FRAGMENT_EXTENSION.pack
+_PACK_PREFIX = struct.Struct("<2sBBBBHH").pack  # FRAME_HEADER without its CRC field
+_PACK_CRC = struct.Struct("<I").pack
 _crc32 = zlib.crc32
 
 
@@ -230,21 +233,20 @@ class Frame:
 
     def pack(self) -> bytes:
         """Encode as header + [fragment extension] + data, CRC filled in."""
-        body = self.data
-        if self.fragment is not None:
-            body = FRAGMENT_EXTENSION.pack(self.fragment.index, self.fragment.count) + body
-        header = FRAME_HEADER.pack(
-            MAGIC,
-            PROTOCOL_VERSION,
-            self.message_type,
-            int(self.flags),
-            int(self.lane),
-            self.sequence,
-            len(body),
-            0,
+        fragment = self.fragment
+        index, count = (0, 0) if fragment is None else (fragment.index, fragment.count)
+        return _pack_raw(
+            (
+                self.message_type,
+                self.lane,
+                self.sequence,
+                self.ack_requested,
+                self.is_ack,
+                index,
+                count,
+                self.data,
+            )
         )
-        crc = frame_crc32(header[:_CRC_OFFSET], body)
-        return header[:_CRC_OFFSET] + struct.pack("<I", crc) + body
 
     @classmethod
     def unpack(cls, frame: bytes, *, max_frame_bytes: int = MAX_FRAME_BYTES) -> Frame:
@@ -258,6 +260,28 @@ RawFrame = tuple[int, Lane, int, bool, bool, int, int, "bytes | memoryview"]
 data)``. ``fragment_count`` is 0 for an unfragmented frame; ``data`` excludes the
 fragment extension and may be a view into the received bytes (read it, do not keep it).
 """
+
+
+def _pack_raw(raw: RawFrame) -> bytes:
+    """Encode a :data:`RawFrame` whose fields are known valid (a checked :class:`Frame`,
+    or a fragment cut by the sender from a message it checked)."""
+    message_type, lane, sequence, ack_requested, is_ack, index, count, data = raw
+    flags = (_ACK_REQUESTED_BIT if ack_requested else 0) | (_IS_ACK_BIT if is_ack else 0)
+    if count:
+        extension = _PACK_EXTENSION(index, count)
+        prefix = _PACK_PREFIX(
+            MAGIC,
+            PROTOCOL_VERSION,
+            message_type,
+            flags | _FRAGMENT_BIT,
+            lane,
+            sequence,
+            _EXTENSION_SIZE + len(data),
+        )
+        crc = _crc32(data, _crc32(extension, _crc32(prefix)))
+        return b"".join((prefix, _PACK_CRC(crc), extension, data))
+    prefix = _PACK_PREFIX(MAGIC, PROTOCOL_VERSION, message_type, flags, lane, sequence, len(data))
+    return b"".join((prefix, _PACK_CRC(_crc32(data, _crc32(prefix))), data))
 
 
 def raw_to_frame(raw: RawFrame) -> Frame:
