@@ -99,16 +99,18 @@ class _Services:
     def can_transcribe_locally(self) -> bool:
         return importlib.util.find_spec("pocketsphinx") is not None
 
+    def _text_reader(self) -> Any:
+        # Called under _reader_lock.
+        if self._reader is None:
+            from glasses_sdk.inference import TextReader, TextReaderOptions
+
+            self._reader = TextReader(TextReaderOptions(max_side_px=self._options.ocr_max_side_px))
+        return self._reader
+
     def read_text(self, image: NDArray[np.uint8]) -> Any:
         # A TextReader reuses its buffers: one call at a time.
         with self._reader_lock:
-            if self._reader is None:
-                from glasses_sdk.inference import TextReader, TextReaderOptions
-
-                self._reader = TextReader(
-                    TextReaderOptions(max_side_px=self._options.ocr_max_side_px)
-                )
-            return self._reader.read(image)
+            return self._text_reader().read(image)
 
     def transcribe(self, audio: NDArray[np.float32], phrases: Sequence[str]) -> str:
         with self._sphinx_lock:
@@ -120,12 +122,7 @@ class _Services:
     def warm_up(self, phrases: Sequence[str]) -> None:
         """Load the text reader and the phrase recognizer now, not in a command."""
         with self._reader_lock:
-            if self._reader is None:
-                from glasses_sdk.inference import TextReader, TextReaderOptions
-
-                self._reader = TextReader(
-                    TextReaderOptions(max_side_px=self._options.ocr_max_side_px)
-                )
+            self._text_reader()
         if self.can_transcribe_locally:
             self.transcribe(np.zeros(1600, np.float32), phrases)
         if self._options.speak:
@@ -466,6 +463,7 @@ class Assistant:
 
     async def _run_skill(self, skill: str, ctx: SkillContext) -> SkillResult:
         function = self._skills[skill]
+        ctx.skill = skill
         try:
             outcome: object = await function(ctx)
         except LedUnavailableError as exc:

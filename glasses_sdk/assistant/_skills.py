@@ -127,6 +127,8 @@ class SkillContext:
         self.privacy = privacy
         self.options = options
         self.latency_ms: dict[str, float] = {}
+        self.skill: str | None = None
+        """The skill this context runs (set by the assistant before calling it)."""
         self.last_photo: FilteredFrame | None = None
         """The newest photo :meth:`photo` made for this command."""
         self._services = services
@@ -136,6 +138,13 @@ class SkillContext:
     def remaining_ms(self) -> float:
         """Milliseconds left of the command's deadline (at least 1)."""
         return max(self.deadline_ms - (monotonic_s() - self._started_s) * 1000.0, 1.0)
+
+    def report_error(self, error: str) -> None:
+        """Tell the app something failed in this skill (an ``ErrorEvent``), for failures
+        the skill answers around rather than raises."""
+        from glasses_sdk.assistant._events import ErrorEvent
+
+        self._emit(ErrorEvent(error, self.skill))
 
     def add_latency(self, stage: str, ms: float) -> None:
         """Add ``ms`` to a stage's time."""
@@ -343,12 +352,14 @@ async def describe_scene(ctx: SkillContext) -> SkillResult:
     failure = "Sorry, I cannot describe the scene right now: the cloud cannot be reached."
     if decision.route is not Route.CLOUD:
         data["error"] = "; ".join(decision.reasons)
+        ctx.report_error(f"describe_scene refused: {data['error']}")
         return SkillResult(failure, Route.REFUSED, decision, data)
     question = ctx.transcript or "Describe the scene."
     try:
         response = await ctx.cloud_post("/v1/assist", frame=frame, data={"question": question})
     except CLOUD_ERRORS as exc:
         data["error"] = str(exc)
+        ctx.report_error(f"describe_scene: {exc}")
         return SkillResult(failure, Route.REFUSED, decision, data)
     body = response.body
     data["answer_source"] = body.get("answer_source")
@@ -380,6 +391,7 @@ async def transcribe(ctx: SkillContext) -> SkillResult:
     if ctx.transcript is not None:
         data["transcript"] = ctx.transcript
         return SkillResult(ctx.transcript, Route.LOCAL_DEGRADED, decision, data)
+    ctx.report_error(f"transcribe: {data.get('cloud_error', '; '.join(decision.reasons))}")
     return SkillResult(
         "Sorry, I cannot transcribe right now: the cloud cannot be reached.",
         Route.REFUSED,

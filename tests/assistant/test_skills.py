@@ -166,7 +166,7 @@ def test_cloud_unreachable_read_text_degrades_and_describe_scene_says_so(
 ) -> None:
     need_binary("espeak-ng")
     options = AssistantOptions(ocr_confidence_threshold=1.0)
-    answers, _, speaker, _ = asyncio.run(
+    answers, errors, speaker, _ = asyncio.run(
         _ask(
             tmp_path,
             "page",
@@ -184,6 +184,9 @@ def test_cloud_unreachable_read_text_degrades_and_describe_scene_says_so(
     assert describe.skill == "describe_scene" and describe.source is Route.REFUSED
     assert describe.text.startswith("Sorry, I cannot describe the scene")
     assert describe.audio_pcm16 and len(speaker.played) == 2
+    # The degraded reading is an answer, not an error; the failed description is both.
+    assert [e.skill for e in errors] == ["describe_scene"]
+    assert "cloud" in errors[0].error
 
 
 def test_capture_is_refused_when_the_led_cannot_be_shown(tmp_path: Path) -> None:
