@@ -271,6 +271,7 @@ def run(settings: CloudSettings, *, on_ready: Callable[[str], None] | None = Non
         if deploying[0]:
             raise KeyboardInterrupt  # out of the deployment's wait, into the finally
 
+    _serve()  # a missing extra fails here, before anything needs shutting down
     previous: dict[signal.Signals, Any] = {}
 
     def install() -> None:

@@ -168,3 +168,32 @@ def test_ray_deployment_options_follow_the_settings(tmp_path: Path) -> None:
     }
     assert options["ray_actor_options"] == {"num_cpus": 2.0}
     assert shared_store_warnings(scaling) == []
+
+
+def test_serve_ray_without_the_extra_names_the_install_command(tmp_path: Path) -> None:
+    # The extra is hidden from the interpreter as if it were not installed.
+    code = (
+        "import sys; sys.modules['ray'] = None\n"
+        "from glasses_sdk.cloud import load_settings\n"
+        "from glasses_sdk.cloud._serve import run\n"
+        "try:\n    run(load_settings(env={}, port=0))\n"
+        "except ImportError as exc:\n    print(type(exc).__name__, exc)\n"
+        "from glasses_sdk.cli import main\n"
+        "sys.argv = ['glasses', 'cloud', 'serve', '--ray']\n"
+        "main()\n"
+    )
+    env = {**os.environ, **_env(tmp_path), "GLASSES_CLOUD_PORT": "0"}
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+    )
+    assert "MissingDependencyError 'ray' is not installed" in result.stdout
+    assert "pip install 'glasses-sdk[serve]'" in result.stdout
+    # The command: one line on stderr, exit status 2, no traceback.
+    assert result.returncode == 2
+    assert "error: 'ray' is not installed" in result.stderr
+    assert "Traceback" not in result.stderr
