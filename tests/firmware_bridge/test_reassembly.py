@@ -39,6 +39,7 @@ from firmware_bridge.protocol import (
     DisplayText,
     Fragment,
     Frame,
+    FrameDecoder,
     Lane,
     Message,
     Ping,
@@ -447,3 +448,74 @@ def test_keepalive_pings_when_idle_and_declares_dead_link() -> None:
     assert timer.is_dead(9000)
     with pytest.raises(InvalidFieldError):
         KeepaliveTimer(now_ms=0, ping_interval_ms=5, dead_after_ms=5)
+
+
+def _damaged_stream() -> bytes:
+    """Video, audio and control frames at MTU 64 with garbage and one corrupted frame."""
+    scheduler = LaneScheduler(mtu_bytes=64, max_queued_video=10)
+    for number in range(3):
+        scheduler.enqueue(_video(700, number))
+        scheduler.enqueue(AudioChunk(number, 0, bytes(96)))
+    scheduler.enqueue(BatteryStatus(50, False), ack_requested=True)
+    packed = list(iter(scheduler.next_packed, None))  # control, audio, then video
+    packed[-5] = packed[-5][:-1] + bytes([packed[-5][-1] ^ 0xFF])  # breaks the last video
+    packed.insert(9, b"\x00GBnoise")
+    return b"".join(packed)
+
+
+@FAST
+@given(cuts=st.lists(st.integers(min_value=1, max_value=97), min_size=1, max_size=40))
+def test_the_raw_receive_path_matches_the_dataclass_path(cuts: list[int]) -> None:
+    # feed_raw + push_raw (the host's hot path) must deliver exactly what feed + push do,
+    # however the stream is cut, even when the caller reuses its receive buffer at once.
+    stream = _damaged_stream()
+    chunks, position = [], 0
+    for size in cuts * (len(stream) // sum(cuts) + 1):
+        if position >= len(stream):
+            break
+        chunks.append(stream[position : position + size])
+        position += size
+    decoder, reassembler = FrameDecoder(max_frame_bytes=64), Reassembler()
+    expected: list[object] = []
+    for chunk in chunks:
+        for event in decoder.feed(chunk):
+            if isinstance(event, ProtocolError):
+                expected.append(type(event))
+            else:
+                expected.extend(
+                    e.message if isinstance(e, ReceivedMessage) else type(e)
+                    for e in reassembler.push(event, 0.0)
+                )
+    raw_decoder, raw_reassembler = FrameDecoder(max_frame_bytes=64), Reassembler()
+    got: list[object] = []
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer[:] = chunk
+        events = raw_decoder.feed_raw(buffer)
+        buffer[:] = bytes(len(buffer))  # the caller reuses its buffer before we read
+        results: list[ReassemblyEvent] = list(raw_reassembler.expire(0.0))
+        for event in events:
+            if isinstance(event, ProtocolError):
+                results.append(event)
+            else:
+                raw_reassembler.push_raw(event, 0.0, results)
+        got.extend(e.message if isinstance(e, ReceivedMessage) else type(e) for e in results)
+    assert got == expected
+    assert sum(isinstance(item, CameraFrame) for item in got) == 2  # one was corrupted
+    assert BatteryStatus(50, False) in got
+    assert raw_decoder.errors == decoder.errors and raw_reassembler.errors == reassembler.errors
+
+
+def test_next_packed_is_next_frame_packed() -> None:
+    a, b = LaneScheduler(mtu_bytes=100), LaneScheduler(mtu_bytes=100)
+    for scheduler in (a, b):
+        scheduler.enqueue(_video(1000))
+        scheduler.enqueue(Ping(7, 1), ack_requested=False)
+        scheduler.enqueue(BatteryStatus(10, True), ack_requested=True)
+    packed = list(iter(a.next_packed, None))
+    assert packed == [frame.pack() for frame in b.frames()]
+    assert [decode_frame(raw) for raw in packed] == list(
+        fragment_message(Ping(7, 1), sequence=0, mtu_bytes=100)
+        + fragment_message(BatteryStatus(10, True), sequence=1, mtu_bytes=100, ack_requested=True)
+        + fragment_message(_video(1000), sequence=0, mtu_bytes=100)
+    )
