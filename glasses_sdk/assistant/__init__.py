@@ -38,12 +38,11 @@ from glasses_sdk.assistant._speech import (
 )
 
 __all__ = [
-    "BUILTIN_PHRASES",
-    "SPEECH_SAMPLE_RATE_HZ",
     "AnswerEvent",
     "Assistant",
     "AssistantEvent",
     "AssistantOptions",
+    "BUILTIN_PHRASES",
     "BridgeSpeaker",
     "DecisionEvent",
     "DeviceStateEvent",
@@ -55,6 +54,7 @@ __all__ = [
     "PrivacyFilter",
     "PrivacyOptions",
     "RecordingSpeaker",
+    "SPEECH_SAMPLE_RATE_HZ",
     "SkillContext",
     "SkillResult",
     "SoundDeviceSpeaker",
