@@ -12,7 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from glasses_sdk._device import LedState
 from glasses_sdk._exceptions import InvalidConfigError, LedUnavailableError
@@ -20,6 +22,7 @@ from glasses_sdk.assistant import (
     AnswerEvent,
     Assistant,
     AssistantOptions,
+    DecisionEvent,
     ErrorEvent,
     PrivacyOptions,
     RecordingSpeaker,
@@ -33,6 +36,7 @@ from tests.assistant.conftest import (
     fine_detail,
     photo,
     silence,
+    speak,
     unreachable_client,
     write_wav,
 )
@@ -50,12 +54,13 @@ def _page_words(text: str) -> int:
 async def _ask(
     tmp_path: Path,
     image: str,
-    commands: list[str],
+    commands: list[str | NDArray[np.float32]],
     *,
     cloud: Any,
     options: AssistantOptions | None = None,
     before: Any = None,
     deadline_ms: float = 30_000,
+    decisions: list[DecisionEvent] | None = None,
 ) -> tuple[list[AnswerEvent], list[ErrorEvent], RecordingSpeaker, NDArrayU8]:
     """Typed commands to an assistant on an emulator showing ``image``; returns the
     answers, the errors, the speaker and the frame the camera streamed."""
@@ -76,7 +81,16 @@ async def _ask(
             )
             errors: list[ErrorEvent] = []
             assistant.on(ErrorEvent, errors.append)
-            answers = [await assistant.handle_command(text=c) for c in commands]
+            if decisions is not None:
+                assistant.on(DecisionEvent, decisions.append)
+            answers = [
+                await (
+                    assistant.handle_command(text=c)
+                    if isinstance(c, str)
+                    else assistant.handle_command(c)
+                )
+                for c in commands
+            ]
             return answers, errors, speaker, streamed
         finally:
             await device.close()
@@ -245,3 +259,42 @@ def test_take_photo_keeps_nothing_by_default_and_honours_retention(tmp_path: Pat
     kept = decode_jpeg(path.read_bytes())
     assert kept.shape == frame.image.shape
     assert fine_detail(kept, frame.faces[0]) < 2.0  # kept with the face blurred too
+
+
+def test_transcribe_goes_to_the_cloud_and_low_battery_sends_intent_there(
+    tmp_path: Path, cloud_server: CloudServer
+) -> None:
+    need_binary("espeak-ng")
+    command = np.concatenate([silence(0.3), speak("transcribe"), silence(0.7)])
+    answers, errors, _, _ = asyncio.run(
+        _ask(tmp_path / "a", "page", [command], cloud=cloud_server.client())
+    )
+    answer = answers[0]
+    assert errors == [] and answer.transcript == "transcribe"
+    assert answer.skill == "transcribe" and answer.source is Route.CLOUD
+    assert isinstance(answer.data["transcript"], str) and answer.text
+    assert answer.latency_ms["network"] >= 0 and answer.latency_ms["intent"] > 0
+
+    async def low_battery(emulator: Any, device: Any) -> None:
+        emulator._apply("battery_percent", 8.0)
+        async with asyncio.timeout(10):
+            while (device.state.battery_percent or 100) > 10:
+                await asyncio.sleep(0.05)
+
+    decisions: list[DecisionEvent] = []
+    answers, _, _, _ = asyncio.run(
+        _ask(
+            tmp_path / "b",
+            "page",
+            [command],
+            cloud=cloud_server.client(),
+            before=low_battery,
+            decisions=decisions,
+        )
+    )
+    intent = decisions[0].decision
+    assert intent.task == "intent" and intent.route is Route.CLOUD
+    assert any("battery" in reason for reason in intent.reasons), intent.reasons
+    # Whatever the server's free decoding heard in the synthetic voice, it came back
+    # over the network.
+    assert answers[0].latency_ms["network"] > 0 and answers[0].transcript is not None
