@@ -115,24 +115,27 @@ def shared_store_warnings(settings: CloudSettings) -> list[str]:
     return out
 
 
-def _replica_header(app: Any, replica: str) -> Callable[..., Any]:
-    """Wrap the app's HTTP answers with :data:`REPLICA_HEADER` (lifespan passes through)."""
-    value = replica.encode("latin-1", "replace")
+class _ReplicaHeader:
+    """ASGI middleware: :data:`REPLICA_HEADER` on every HTTP answer. Added to the FastAPI
+    app (not wrapped around it), so that Ray still sees a FastAPI app and installs its
+    own exception handlers (back-pressure answers 503)."""
 
-    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+    def __init__(self, app: Any, replica: str) -> None:
+        self.app = app
+        self.value = replica.encode("latin-1", "replace")
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
-            await app(scope, receive, send)
+            await self.app(scope, receive, send)
             return
 
         async def tagged(message: Any) -> None:
             if message["type"] == "http.response.start":
-                headers = [*message.get("headers", []), (REPLICA_HEADER.encode(), value)]
+                headers = [*message.get("headers", []), (REPLICA_HEADER.encode(), self.value)]
                 message = {**message, "headers": headers}
             await send(message)
 
-        await app(scope, receive, tagged)
-
-    return asgi
+        await self.app(scope, receive, tagged)
 
 
 def _loopback_deployment(settings: CloudSettings) -> bool:
@@ -187,9 +190,9 @@ def build_application(settings: CloudSettings) -> Any:
 
             app = create_app(self._settings)
             self._state = app.state.glasses
-            self._app = app
-            context = serve.get_replica_context()
-            return _replica_header(app, str(context.replica_id.unique_id))
+            replica = str(serve.get_replica_context().replica_id.unique_id)
+            app.add_middleware(_ReplicaHeader, replica=replica)
+            return app
 
         def check_health(self) -> None:
             """Ray's health check: fails while a required backend is not loaded (Ray then
@@ -271,6 +274,7 @@ def run(settings: CloudSettings, *, on_ready: Callable[[str], None] | None = Non
         if deploying[0]:
             raise KeyboardInterrupt  # out of the deployment's wait, into the finally
 
+    _loopback_only(settings)  # before ray is first imported, which reads it
     _serve()  # a missing extra fails here, before anything needs shutting down
     previous: dict[signal.Signals, Any] = {}
 
