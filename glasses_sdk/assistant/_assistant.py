@@ -16,6 +16,7 @@ import contextlib
 import importlib.util
 import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -432,20 +433,7 @@ class Assistant:
             latency_ms[name] = latency_ms.get(name, 0.0) + ms
         pcm = b""
         if self.options.speak and result.text.strip():
-            stage = time.perf_counter()
-            spoken = result.text[: self.options.max_answer_chars]
-            try:
-                pcm, _ = await asyncio.to_thread(synthesize, spoken, self.options.voice)
-            except GlassesError as exc:
-                self._emit(ErrorEvent(f"speech synthesis failed: {exc}", skill))
-            latency_ms["speech_synthesis"] = (time.perf_counter() - stage) * 1000.0
-            if pcm and self.speaker is not None:
-                stage = time.perf_counter()
-                try:
-                    await self.speaker.play(pcm, SPEECH_SAMPLE_RATE_HZ)
-                except Exception as exc:
-                    self._emit(ErrorEvent(f"the speaker failed: {exc}", skill))
-                latency_ms["playback"] = (time.perf_counter() - stage) * 1000.0
+            pcm = await self._speak(result.text, skill, started_s, latency_ms)
         latency_ms["total"] = (monotonic_s() - started_s) * 1000.0
         answer = AnswerEvent(
             skill=skill,
@@ -460,6 +448,44 @@ class Assistant:
         )
         self._emit(answer)
         return answer
+
+    async def _speak(
+        self, text: str, skill: str, started_s: float, latency_ms: dict[str, float]
+    ) -> bytes:
+        """Synthesize and play ``text`` a sentence group at a time, so that the first
+        words play while the rest is synthesized; returns the whole answer's audio.
+
+        ``speech_synthesis`` is the time of the first part (what delays the first
+        sample), ``first_audio`` the time from the command's end to handing that part
+        to the speaker, ``playback`` the time the speaker took to accept the parts.
+        """
+        parts = _speech_parts(text[: self.options.max_answer_chars])
+        audio: list[bytes] = []
+        for index, part in enumerate(parts):
+            stage = time.perf_counter()
+            try:
+                pcm, _ = await asyncio.to_thread(synthesize, part, self.options.voice)
+            except GlassesError as exc:
+                self._emit(ErrorEvent(f"speech synthesis failed: {exc}", skill))
+                break
+            spent = (time.perf_counter() - stage) * 1000.0
+            key = "speech_synthesis" if index == 0 else "speech_synthesis_rest"
+            latency_ms[key] = latency_ms.get(key, 0.0) + spent
+            audio.append(pcm)
+            if self.speaker is None:
+                continue
+            if index == 0:
+                latency_ms["first_audio"] = (monotonic_s() - started_s) * 1000.0
+            stage = time.perf_counter()
+            try:
+                await self.speaker.play(pcm, SPEECH_SAMPLE_RATE_HZ)
+            except Exception as exc:
+                self._emit(ErrorEvent(f"the speaker failed: {exc}", skill))
+                break
+            finally:
+                spent = (time.perf_counter() - stage) * 1000.0
+                latency_ms["playback"] = latency_ms.get("playback", 0.0) + spent
+        return b"".join(audio)
 
     async def _run_skill(self, skill: str, ctx: SkillContext) -> SkillResult:
         function = self._skills[skill]
@@ -693,6 +719,30 @@ class Assistant:
                     self._emit(DeviceStateEvent(self.device.state))
                 last = state
             await asyncio.sleep(_STATE_POLL_S)
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
+_FIRST_PART_CHARS = 80
+_PART_CHARS = 400
+
+
+def _speech_parts(text: str) -> list[str]:
+    """``text`` cut at sentence ends and line breaks into parts to synthesize in turn:
+    a short first part (about ``_FIRST_PART_CHARS``: the first sample comes sooner),
+    then parts of up to ``_PART_CHARS`` (fewer espeak-ng starts)."""
+    sentences = [p.strip() for p in _SENTENCE_END.split(text) if p and p.strip()]
+    parts: list[str] = []
+    current = ""
+    for sentence in sentences:
+        limit = _FIRST_PART_CHARS if not parts else _PART_CHARS
+        if current and len(current) + 1 + len(sentence) > limit:
+            parts.append(current)
+            current = sentence
+        else:
+            current = f"{current} {sentence}" if current else sentence
+    if current:
+        parts.append(current)
+    return parts
 
 
 def _check_audio(audio: object) -> NDArray[np.float32]:

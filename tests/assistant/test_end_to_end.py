@@ -112,8 +112,13 @@ def test_wake_word_to_spoken_answer_on_the_emulator(
     # Spoken: several seconds of 16 kHz speech, all of it played on the device speaker.
     assert answer_samples > 16_000 and played >= answer_samples
     stages = answer.latency_ms
-    for stage in ("endpointing_wait", "intent", "inference", "speech_synthesis", "total"):
+    for stage in (
+        "endpointing_wait", "intent", "capture", "privacy", "inference", "speech_synthesis",
+        "first_audio", "total",
+    ):  # fmt: skip
         assert stage in stages and stages[stage] >= 0.0, stages
     assert stages["total"] >= stages["endpointing_wait"] + stages["intent"]
+    # The first words are handed to the speaker before the whole answer is synthesized.
+    assert stages["first_audio"] < stages["total"]
     assert all(earlier.t_s <= later.t_s for earlier, later in itertools.pairwise(seen))
     assert answer.frame is not None and answer.frame.blurred
