@@ -78,7 +78,9 @@ def _cloud_server(data_dir: Path) -> Iterator[tuple[str, str]]:
     if tracing_enabled():
         from glasses_sdk.cloud._tracing import TracingMiddleware
 
-        app = TracingMiddleware(app)
+        # create_app may trace by itself (install_tracing): never two server spans.
+        if not any(m.cls is TracingMiddleware for m in getattr(app, "user_middleware", ())):
+            app = TracingMiddleware(app)
     config = uvicorn.Config(
         app, host="127.0.0.1", port=0, log_level="warning", lifespan="on", access_log=False
     )

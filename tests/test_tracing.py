@@ -44,7 +44,7 @@ from glasses_sdk._tracing import (
     tracing_enabled,
 )
 from glasses_sdk.cloud import create_app
-from glasses_sdk.cloud._tracing import SERVER_SPAN_NAME, TracingMiddleware
+from glasses_sdk.cloud._tracing import SERVER_SPAN_NAME, TracingMiddleware, install_tracing
 from glasses_sdk.routing import CloudClient, CloudResponse
 from tests.cloud.conftest import make_key, serve, server_settings
 from tests.conftest import need_data
@@ -217,6 +217,27 @@ def test_a_request_without_traceparent_starts_its_own_trace(
     (handler,) = [s for s in server_spans.get_finished_spans() if s.name == SERVER_SPAN_NAME]
     assert handler.parent is None
     assert dict(handler.attributes or {})["http.response.status_code"] == 401
+
+
+def test_install_tracing_follows_the_environment(tmp_path: Path) -> None:
+    """Off: the app is left alone. On (console): the real server prints its spans."""
+    settings = server_settings(tmp_path, backends=["faces"], required_backends=[])
+    app = create_app(settings)
+    handle = install_tracing(app, {})
+    assert handle.exporter == "none" and not tracing_enabled()
+    assert not any(m.cls is TracingMiddleware for m in app.user_middleware)
+
+    out = io.StringIO()
+    app = create_app(settings)
+    with configure_tracing("console", console_out=out, service_name="demo-process"):
+        # The process already traces (edge and server in one process): kept as it is.
+        owned = install_tracing(app, {"GLASSES_TRACING": "otlp"})
+        assert owned.exporter == "none"
+        with serve(app) as base_url:
+            assert httpx.get(f"{base_url}/healthz", timeout=10).status_code == 200
+    printed = out.getvalue()
+    assert '"name": "cloud handler"' in printed and '"http.route": "/healthz"' in printed
+    assert "SpanKind.SERVER" in printed and "demo-process" in printed
 
 
 def test_tracing_off_returns_one_shared_no_op() -> None:

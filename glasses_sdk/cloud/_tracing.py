@@ -11,8 +11,9 @@ never carries headers, the API key, the key's id or anything else that names a t
 
 Pure ASGI (not Starlette's ``BaseHTTPMiddleware``) so that streaming responses and
 lifespan pass through untouched and the cost off the traced path is one dict lookup.
-The server turns it on from the environment with :func:`tracing_from_env`
-(``GLASSES_TRACING``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``).
+The server turns it on from the environment with :func:`install_tracing`
+(``GLASSES_TRACING``, ``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``); off,
+the app is left without the middleware.
 """
 
 from __future__ import annotations
@@ -24,9 +25,15 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
-from glasses_sdk._tracing import TracingHandle, configure_tracing_from_env
+from glasses_sdk._tracing import TracingHandle, configure_tracing_from_env, tracing_enabled
 
-__all__ = ["CLOUD_TRACER_NAME", "SERVER_SPAN_NAME", "TracingMiddleware", "tracing_from_env"]
+__all__ = [
+    "CLOUD_TRACER_NAME",
+    "SERVER_SPAN_NAME",
+    "TracingMiddleware",
+    "install_tracing",
+    "tracing_from_env",
+]
 
 CLOUD_TRACER_NAME = "glasses_sdk.cloud"
 SERVER_SPAN_NAME = "cloud handler"
@@ -103,3 +110,21 @@ def tracing_from_env(environ: Mapping[str, str] | None = None) -> TracingHandle:
     env = dict(os.environ if environ is None else environ)
     env.setdefault("OTEL_SERVICE_NAME", "glasses-sdk-cloud")
     return configure_tracing_from_env(env)
+
+
+def install_tracing(app: Any, environ: Mapping[str, str] | None = None) -> TracingHandle:
+    """Trace ``app`` (a FastAPI/Starlette app not started yet) when the environment says so.
+
+    Adds :class:`TracingMiddleware` as the outermost middleware, so that the span covers
+    authentication, limits and the route. When this process already traces (an app
+    that runs the edge and the server in one process, as ``glasses demo`` does), its
+    exporter is kept and the returned handle owns nothing. Close the handle at
+    shutdown to flush the spans.
+    """
+    if tracing_enabled():
+        app.add_middleware(TracingMiddleware)
+        return TracingHandle("none", "glasses-sdk-cloud")
+    handle = tracing_from_env(environ)
+    if handle.exporter != "none":
+        app.add_middleware(TracingMiddleware)
+    return handle
