@@ -545,7 +545,9 @@ def test_concurrent_faces_requests_are_batched(tmp_path: Path) -> None:
     assert responses[0].status_code == 504
     assert [r.status_code for r in responses[1:]] == [200] * 7
     assert max(faces.calls) > 1
-    assert sum(faces.calls) == 8
+    # 8 when the hurried request joined a batch before its deadline passed, 7 when it
+    # passed earlier (while its upload was decoded, on a loaded machine).
+    assert sum(faces.calls) in (7, 8)
     assert f'glasses_cloud_batch_size_count{{task="faces"}} {float(len(faces.calls))}' in metrics
 
 
