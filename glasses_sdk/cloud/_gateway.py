@@ -340,34 +340,70 @@ class Gateway:
             await send({"type": "http.response.body", "body": stored.body})
             return
 
-        captured: dict[str, Any] = {"status": 500, "headers": [], "body": []}
+        captured: dict[str, Any] = {"status": 500, "headers": [], "body": [], "held": None}
+        committed = False
+
+        def storable() -> bool:
+            status = int(captured["status"])
+            return status < 500 and status not in _NOT_STORED
 
         async def send_captured(message: Message) -> None:
+            nonlocal committed
             if message["type"] == "http.response.start":
                 captured["status"] = message["status"]
                 captured["headers"] = [
                     (bytes(k).decode("latin-1"), bytes(v).decode("latin-1"))
                     for k, v in message.get("headers", [])
                 ]
-                if captured["status"] < 500 and captured["status"] not in _NOT_STORED:
+                if storable():
                     # The model call is done, nothing is sent or committed yet: the
                     # chaos run's crash point (a no-op unless the fault is configured).
                     faults.after_model_call()
+                    content_type = dict(captured["headers"]).get("content-type", "")
+                    if not content_type.startswith("text/event-stream"):
+                        # Hold the answer until it is committed: a crash after sending
+                        # and before committing would let a retry run the request again.
+                        captured["held"] = [message]
+                        return
             elif message["type"] == "http.response.body":
                 captured["body"].append(bytes(message.get("body", b"")))
+                held = captured["held"]
+                if held is not None:
+                    held.append(message)
+                    if message.get("more_body", False):
+                        return
+                    store.finish(
+                        key.key_id,
+                        idem_key,
+                        StoredResponse(
+                            int(captured["status"]),
+                            captured["headers"],
+                            b"".join(captured["body"]),
+                        ),
+                    )
+                    committed = True
+                    captured["held"] = None
+                    for pending in held:
+                        await send(pending)
+                    return
             await send(message)
 
         try:
             await self.app(scope, receive, send_captured)
         except BaseException:
-            store.release(key.key_id, idem_key)
+            if not committed:
+                store.release(key.key_id, idem_key)
             raise
-        status = int(captured["status"])
-        if status >= 500 or status in _NOT_STORED:
+        if committed:
+            return
+        if not storable():
             store.release(key.key_id, idem_key)
             return
+        # A streamed answer (server-sent events) went out as it came; it is stored now.
         store.finish(
             key.key_id,
             idem_key,
-            StoredResponse(status, captured["headers"], b"".join(captured["body"])),
+            StoredResponse(
+                int(captured["status"]), captured["headers"], b"".join(captured["body"])
+            ),
         )
