@@ -68,9 +68,14 @@ class AnswerEvent:
     """The answer to one command.
 
     ``skill`` is the skill that answered (``"unknown"`` when no skill matched);
-    ``source`` where it was computed; ``latency_ms`` per stage (``endpointing_wait``,
-    ``intent``, ``inference``, ``network``, ``server``, ``speech_synthesis``,
-    ``total``: those that happened); ``audio_pcm16`` the spoken answer (16 kHz mono,
+    ``source`` where it was computed; ``latency_ms`` per stage, those that happened:
+    ``endpointing_wait`` (trailing silence the endpointer waited), ``intent``
+    (transcription and matching; a cloud transcription's time is also in
+    ``network``/``server``), ``capture``, ``privacy``, ``inference``, ``network``,
+    ``server``, ``speech_synthesis`` (the first spoken part), ``first_audio`` (from
+    the last voiced sample, or the call, to the first part reaching the speaker),
+    ``speech_synthesis_rest``, ``playback`` and ``total``; ``audio_pcm16`` the spoken
+    answer (16 kHz mono,
     empty when speech is off); ``frame`` the privacy-filtered photo the skill used;
     ``data`` the skill's details (text lines, face boxes, ...); ``transcript`` what the
     command was understood as; ``decision`` the skill's routing decision.
