@@ -107,21 +107,20 @@ class CloudSettings(BaseModel):
 
     batching: bool = False
     """Batch concurrent face-detection calls into one model call. Off by default: it is
-    not faster on CPU. BlazeFace is compute-bound at one image (about 2.4 ms of CPU per
-    128x128 image here, a few microseconds of it per-call overhead), so a batch saves
-    little: with a batch-dynamic copy of the graph, 8 images per ``session.run`` cost
-    about 1.2x less CPU per image than single-image runs (``python -m
+    not faster on CPU. BlazeFace is mostly compute at one image (about 2.4 ms of CPU per
+    128x128 image here), so a batch saves little: with a batch-dynamic copy of the graph, 8 images per ``session.run`` cost
+    1.1-1.4x less CPU per image than single-image runs (``python -m
     benchmarks.bench_cloud --only model-stage``), and the server's loop runs the
     fixed-batch graph image by image anyway; over HTTP the per-request JPEG decoding and
-    parsing, which no batch shares, bring it to about 1.0x."""
+    parsing, which no batch shares, bring the median to about 1.1x."""
     embedding_batching: bool = False
     """Batch concurrent ``/v1/embeddings`` requests (up to ``batch_max_size`` requests,
     ``batch_max_wait_ms``) into one MiniLM call of all their texts, sorted by length and
     padded to the longest of each chunk. Off by default: MiniLM FP32 is compute-bound at
     one sentence (about 9 ms of CPU for 13 tokens here), so batching saves only what
-    larger matrix products gain: about 1.2x less CPU per sentence at the model stage and
-    about 1.0x over HTTP (``benchmarks/bench_cloud.py``, 16 clients, 2 cores), short of
-    the 2x a GPU or a per-call-overhead-bound model would show."""
+    larger matrix products gain: 1.1-1.4x less CPU per sentence at the model stage and
+    a median of about 1.2x over HTTP (``benchmarks/bench_cloud.py``, 16 clients, 2
+    cores), short of the issue's 2x."""
     batch_max_size: int = Field(8, ge=1, le=256)
     batch_max_wait_ms: float = Field(2.0, ge=0, le=1000)
 
