@@ -108,11 +108,12 @@ class CloudSettings(BaseModel):
     batching: bool = False
     """Batch concurrent face-detection calls into one model call. Off by default: it is
     not faster on CPU. BlazeFace is mostly compute at one image (about 2.4 ms of CPU per
-    128x128 image here), so a batch saves little: with a batch-dynamic copy of the graph, 8 images per ``session.run`` cost
-    1.1-1.4x less CPU per image than single-image runs (``python -m
-    benchmarks.bench_cloud --only model-stage``), and the server's loop runs the
-    fixed-batch graph image by image anyway; over HTTP the per-request JPEG decoding and
-    parsing, which no batch shares, bring the median to about 1.1x."""
+    128x128 image here), so a batch saves little: with a batch-dynamic copy of the
+    graph, 8 images per ``session.run`` cost 1.1-1.4x less CPU per image than
+    single-image runs (``python -m benchmarks.bench_cloud --only model-stage``), and the
+    server's loop runs the fixed-batch graph image by image anyway; over HTTP the
+    per-request JPEG decoding and parsing, which no batch shares, bring the median to
+    about 1.1x."""
     embedding_batching: bool = False
     """Batch concurrent ``/v1/embeddings`` requests (up to ``batch_max_size`` requests,
     ``batch_max_wait_ms``) into one MiniLM call of all their texts, sorted by length and
