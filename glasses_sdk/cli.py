@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from glasses_sdk._cli_cloud import cloud_app
 from glasses_sdk._cli_doctor import doctor_command
@@ -152,11 +153,14 @@ def main() -> None:
     try:
         app()
     except GlassesError as exc:
-        _err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+        # Escaped: install hints such as `pip install 'glasses-sdk[serve]'` hold brackets
+        # that Rich would otherwise read as markup and delete.
+        _err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, markup=True)
         sys.exit(2)
     except OSError as exc:
         # A path the user gave that cannot be read or written: one line, no traceback.
-        _err.print(f"[red]error:[/red] {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "))
+        message = f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": ")
+        _err.print(f"[red]error:[/red] {escape(message)}")
         sys.exit(2)
     except KeyboardInterrupt:
         _err.print("interrupted")
