@@ -40,12 +40,15 @@ lint: setup
 format: setup
 	@$(VENV)/bin/ruff format . && $(VENV)/bin/ruff check --fix .
 
-# Re-pins requirements/lock.txt from pyproject.toml in a throw-away venv.
+# Re-pins requirements/lock.txt from pyproject.toml in a throw-away venv. Existing pins
+# are kept (passed as constraints) so that adding a dependency upgrades nothing else;
+# delete a line, or run `make lock LOCK_KEEP=`, to let a package move.
+LOCK_KEEP ?= -c requirements/lock.txt
 lock:
 	@rm -rf .lock-venv && python3.11 -m venv .lock-venv
 	@.lock-venv/bin/pip install --quiet --upgrade "pip>=25"
-	@.lock-venv/bin/pip install --quiet ".[cloud,ble,models,dev]"
-	@{ echo "# Pinned by 'make lock' from pyproject.toml extras cloud, ble, models, dev. Do not edit."; \
+	@.lock-venv/bin/pip install --quiet $(LOCK_KEEP) ".[cloud,serve,tracing,ble,models,dev]"
+	@{ echo "# Pinned by 'make lock' from pyproject.toml extras cloud, serve, tracing, ble, models, dev. Do not edit."; \
 	   .lock-venv/bin/pip freeze --exclude-editable | grep -v '^glasses-sdk'; } > requirements/lock.txt
 	@rm -rf .lock-venv && echo "requirements/lock.txt updated"
 
