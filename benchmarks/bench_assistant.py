@@ -233,8 +233,11 @@ def _command(text: str) -> np.ndarray:
 
 
 def _first_sample_ms(latency_ms: dict[str, float]) -> float:
-    # The answer's first sample reaches the speaker when play() is called: the total
-    # without the hand-over itself.
+    # The assistant reports when the answer's first audio went to the speaker
+    # ("first_audio"); without it, play() got the first sample when it was called: the
+    # total without the hand-over itself.
+    if "first_audio" in latency_ms:
+        return float(latency_ms["first_audio"])
     return float(latency_ms["total"]) - float(latency_ms.get("playback", 0.0))
 
 
