@@ -167,6 +167,7 @@ def _summarize(result: LiveResult, assets: DemoAssets, out: Path) -> dict[str, A
                     else [event.frame.width, event.frame.height],
                     "faces": faces,
                     "text_lines": len(lines),
+                    "error": event.data.get("cloud_error") or event.data.get("error"),
                     "audio": audio_file,
                     "audio_s": round(audio_s, 3),
                 }
@@ -275,7 +276,14 @@ def _section_html(summary: dict[str, Any], assets: DemoAssets) -> str:
     cards = []
     for number, a in enumerate(summary["answers"], 1):
         colour = _ROUTE_COLOURS.get(a["source"], "#555")
-        reasons = "; ".join(a["decision"]["reasons"]) if a["decision"] else "no routing needed"
+        decision = a["decision"]
+        why = (
+            f"<p><b>decided {esc(decision['route'])}:</b> {esc('; '.join(decision['reasons']))}</p>"
+            if decision
+            else "<p><b>decided:</b> on the device, no routing needed</p>"
+        )
+        if a.get("error"):
+            why += f"<p><b>then:</b> {esc(str(a['error']))}</p>"
         figure = (
             f'<figure><img src="{esc(a["frame"])}" alt="answer {number} photo">'
             f"<figcaption>{a['frame_size'][0]}×{a['frame_size'][1]} photo as it may leave "
@@ -294,7 +302,7 @@ def _section_html(summary: dict[str, Any], assets: DemoAssets) -> str:
             f'{esc(a["skill"])} <span class="route" style="background:{colour}">'
             f"{esc(a['source'])}</span></h3>{figure}<div class='detail'>"
             f"<p><b>heard:</b> {esc(str(a['transcript']))}</p>"
-            f"<p><b>why {esc(a['source'])}:</b> {esc(reasons)}</p>"
+            f"{why}"
             f"<p><b>answer:</b> {esc(a['text'][:600])}</p>"
             f"<p><b>spoken:</b> {audio}</p>"
             f"<p><b>latency:</b> {a['latency_ms'].get('total', 0):.0f} ms in all, "
