@@ -578,7 +578,7 @@ class Assistant:
         ]
         if self.device.has_video:
             tasks.append(asyncio.create_task(self._video_loop(), name="assistant-video"))
-        if callable(getattr(self.device, "events", None)):
+        if callable(getattr(self.device, "events", None)) or hasattr(self.device, "session"):
             tasks.append(asyncio.create_task(self._device_events_loop(), name="assistant-taps"))
         stop = asyncio.create_task(self._stop.wait())
         try:
@@ -703,12 +703,23 @@ class Assistant:
             except (StopAsyncIteration, SourceClosedError, StreamLostError):
                 return
 
+    def _on_device_event(self, event: Any) -> None:
+        if type(getattr(event, "message", None)).__name__ == "TouchEvent":
+            self.tap()
+
     async def _device_events_loop(self) -> None:
+        subscribe = getattr(getattr(self.device, "session", None), "subscribe", None)
+        if callable(subscribe):
+            # A listener, not the session's event queue: the app may read that queue
+            # (BridgeDevice.events()) and must not have taps taken from it.
+            unsubscribe = subscribe(events=self._on_device_event)
+            try:
+                await asyncio.Event().wait()  # until cancelled by run()
+            finally:
+                unsubscribe()
         events: AsyncIterator[Any] = self.device.events()  # type: ignore[attr-defined]
         async for event in events:
-            message = getattr(event, "message", None)
-            if type(message).__name__ == "TouchEvent":
-                self.tap()
+            self._on_device_event(event)
 
     async def _state_loop(self) -> None:
         last: DeviceState | None = None
