@@ -10,7 +10,7 @@ GLASSES := $(VENV)/bin/glasses
 help:
 	@echo "make demo   run the demo on embedded defaults, write demo-report/index.html"
 	@echo "make test   set up everything, lint, type-check and run the tests"
-	@echo "make bench  run the benchmarks (tables; add ARGS=--json for JSON)"
+	@echo "make bench  run every benchmark (tables; ARGS=--json for JSON Lines)"
 
 setup:
 	@scripts/setup
@@ -25,8 +25,13 @@ demo: data
 test:
 	@scripts/test
 
+# Every comparison in benchmarks/, one after another; with ARGS=--json each prints one
+# JSON document on a line of its own (JSON Lines).
+BENCHES ?= bridge capture cloud wakeword chaos assistant
 bench: data
 	@$(GLASSES) bench preprocess $(ARGS)
+	@$(GLASSES) models bench $(ARGS)
+	@for b in $(BENCHES); do $(VENV)/bin/python -m benchmarks.bench_$$b $(ARGS) || exit 1; done
 
 # The protocol fuzzer for longer than CI runs it (FUZZ_SECONDS, default 600).
 fuzz: setup
