@@ -313,7 +313,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print(f"load average (1 min): {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     print("receive path, 1 s of traffic replayed in-process (CPU % of one core, median)")
-    print("MTU     frames/s  ours %  previous %  copy floor %  vs previous  vs floor (wall)")
+    print("MTU     frames/s  ours %  previous %  copy floor %  previous/ours  floor/ours (wall)")
     for r in receive:
         share, speed = r["cpu_share"], r["wall_speedup"]
         previous = share.get("previous")
@@ -321,8 +321,8 @@ def main(argv: list[str] | None = None) -> int:
         ratio_text = "-" if previous is None else f"{previous / share['ours']:.2f}x"
         print(
             f"{r['mtu_bytes']:<7} {r['frames_per_s']:8d} {100 * share['ours']:7.2f} "
-            f"{previous_text:>11} {100 * share['copy_floor']:13.2f} {ratio_text:>12} "
-            f"{speed['copy_floor']:8.3f}x"
+            f"{previous_text:>11} {100 * share['copy_floor']:13.2f} {ratio_text:>14} "
+            f"{speed['copy_floor']:16.3f}x"
         )
     if not results:
         return 0
