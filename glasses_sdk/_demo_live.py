@@ -37,7 +37,7 @@ __all__ = ["LiveResult", "run_live"]
 _log = logging.getLogger("glasses_sdk.demo")
 
 SERVER_START_TIMEOUT_S = 60.0
-ANSWER_MARGIN_S = 8.0
+ANSWER_MARGIN_S = 12.0
 """How long after the last command's scene the demo still waits for its answer."""
 
 

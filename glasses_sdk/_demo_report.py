@@ -32,6 +32,7 @@ LATENCY_STAGES = (
     "network",
     "server",
     "speech_synthesis",
+    "first_audio",
     "total",
 )
 """The stages shown, in request order (an answer has those that happened)."""
@@ -357,7 +358,8 @@ answers coloured by route: <span style="color:#2e7d32">local</span>,
 <h3>Latency per stage (ms)</h3>
 <p>From the last voiced sample of the command: the endpointer's wait for trailing silence,
 recognizing the command, taking the photo, blurring faces, the model, the network and the
-server, and synthesizing the spoken answer.</p>
+server, synthesizing the spoken answer's first part, and, in "first audio", the time until
+that part went to the glasses' speaker.</p>
 <table><tr><th>answer</th><th>route</th>{head}</tr>{rows}</table>
 <h3>Every event</h3>
 <table><tr><th>t (s)</th><th>event</th><th>details</th></tr>{log}</table>
