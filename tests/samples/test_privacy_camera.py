@@ -22,7 +22,7 @@ def test_photos_are_written_with_the_face_blurred(tmp_path: Path) -> None:
     out = tmp_path / "photos"
     with emulator(assets, tmp_path / "emulator") as uri:
         result = run_sample(
-            "privacy_camera.py", "--uri", uri, "--out", str(out), "--every-s", "1", "--seconds", "5"
+            "privacy_camera.py", "--uri", uri, "--out", str(out), "--every-s", "1", "--seconds", "8"
         )
     assert result.returncode == 0, result.stderr
     lines = re.findall(
@@ -30,7 +30,10 @@ def test_photos_are_written_with_the_face_blurred(tmp_path: Path) -> None:
         result.stdout,
         re.M,
     )
+    # One photo a second for 8 s: at least 3 even on a loaded machine, each with the
+    # astronaut's face found and blurred (no photo without it).
     assert len(lines) >= 3, result.stdout
+    assert len(lines) == len(re.findall(r"^photo-\d+\.jpg: ", result.stdout, re.M)), result.stdout
     assert f"{len(lines)} photo(s) in {out}" in result.stdout
 
     # The camera's own view of the same frame, without the filter: the assembled video
