@@ -262,6 +262,7 @@ class Assistant:
         self._callback_tasks: set[asyncio.Task[Any]] = set()
         self._latest_frame: VideoFrame | None = None
         self._stop = asyncio.Event()
+        self._listening = asyncio.Event()
         self._tap = threading.Event()
         self._running = False
         self.dropped_events = 0
@@ -581,6 +582,7 @@ class Assistant:
         if callable(getattr(self.device, "events", None)) or hasattr(self.device, "session"):
             tasks.append(asyncio.create_task(self._device_events_loop(), name="assistant-taps"))
         stop = asyncio.create_task(self._stop.wait())
+        self._listening.set()
         try:
             await asyncio.wait([stop, tasks[0]], return_when=asyncio.FIRST_COMPLETED)
             if tasks[0].done() and not self._stop.is_set():
@@ -594,10 +596,16 @@ class Assistant:
                 task.cancel()
             await asyncio.gather(stop, *tasks, return_exceptions=True)
             self._running = False
+            self._listening.clear()
             self._close_subscribers()
         error = tasks[0].exception() if tasks[0].done() and not tasks[0].cancelled() else None
         if error is not None:
             raise error
+
+    async def listening(self) -> None:
+        """Return once :meth:`run` listens: its models are loaded and the microphone,
+        camera, taps and device state are being read."""
+        await self._listening.wait()
 
     async def warm_up(self) -> None:
         """Load the face, text and speech models and the synthesizer now (in a worker

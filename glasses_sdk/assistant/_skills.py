@@ -213,8 +213,6 @@ class SkillContext:
                 # boundary. Other failures (busy, timeout) fall back to the stream.
                 if type(exc).__name__ == "LedBlockedError":
                     raise LedUnavailableError(f"the device refused a photo: {exc}") from exc
-                if self.frame is None:
-                    raise CaptureError(f"the device could not take a photo: {exc}") from exc
         if self.frame is not None:
             return self.frame.image
         if not self.device.has_video:

@@ -65,12 +65,21 @@ def test_custom_skill_by_typed_and_spoken_command(tmp_path: Path) -> None:
                 f"Battery at {level:.0f} percent.", Route.LOCAL, None, {"level": level}
             )
 
+        @assistant.skill("burst", phrases=("take two photos",))
+        async def burst(ctx: SkillContext) -> str:
+            # The emulator refuses a photo within 50 ms of the last one: the second
+            # comes from the camera stream instead.
+            first, second = await ctx.photo(), await ctx.photo()
+            return f"{first.width}x{first.height} and {second.width}x{second.height}"
+
         assert tell_time.__name__ == "tell_time"  # the decorator returns the function
         assert "time" in assistant.skills and "read_text" in assistant.skills
         typed = await assistant.handle_command(text="What time is it?")
         spoken = np.concatenate([silence(0.3), speak("what time is it"), silence(0.7)])
         heard = await assistant.handle_command(spoken)
         level = await assistant.handle_command(text="how is the battery")
+        photos = await assistant.handle_command(text="take two photos")
+        assert photos.skill == "burst" and photos.text == "640x480 and 640x480", photos
         assert seen[0].transcript == "What time is it?" and seen[0].command_audio is None
         assert seen[1].command_audio is not None and seen[1].frame is None
         return [typed, heard, level]
@@ -182,12 +191,11 @@ def test_run_listens_for_taps_and_reports_device_state(tmp_path: Path) -> None:
     need_binary("espeak-ng")
 
     async def body(assistant: Assistant, emulator: Any) -> list[AssistantEvent]:
-        await assistant.warm_up()  # the models load here, so that run() listens at once
         events = assistant.events()
         runner = asyncio.create_task(assistant.run())
         seen: list[AssistantEvent] = []
         async with asyncio.timeout(60):
-            await asyncio.sleep(1.5)
+            await assistant.listening()  # a tap before that would find nobody listening
             emulator.tap(Gesture.TAP)
             emulator._apply("battery_drain", 30.0)
             async for event in events:
