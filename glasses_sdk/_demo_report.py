@@ -90,10 +90,21 @@ def _write_wav(path: Path, pcm16: bytes, sample_rate_hz: int) -> float:
     return len(pcm16) / 2 / sample_rate_hz
 
 
-def _command_for(t_s: float, commands: tuple[SpokenCommand, ...]) -> SpokenCommand | None:
-    """The command whose speech ended last before the endpointer's decision at ``t_s``."""
-    before = [c for c in commands if c.voice_end_s <= t_s]
-    return before[-1] if before else None
+def _command_for(
+    t_s: float, commands: tuple[SpokenCommand, ...], period_s: float
+) -> SpokenCommand | None:
+    """The command whose speech ended last before the endpointer's decision at ``t_s``.
+
+    The recording loops every ``period_s``: before the first command of a pass, the
+    last command of the pass before it is meant.
+    """
+    if not commands:
+        return None
+    in_pass = t_s % period_s if period_s > 0 else t_s
+    before = [c for c in commands if c.voice_end_s <= in_pass]
+    if before:
+        return before[-1]
+    return commands[-1] if t_s >= period_s else None
 
 
 def _decision_json(t_s: float, decision: Any) -> dict[str, Any]:
@@ -133,7 +144,7 @@ def _summarize(result: LiveResult, assets: DemoAssets, out: Path) -> dict[str, A
                 {"t_s": round(t_s, 3), "duration_s": event.duration_s, "reason": event.reason}
             )
             if event.reason != "no_speech":
-                pending.append(_command_for(t_s, assets.commands))
+                pending.append(_command_for(t_s, assets.commands, assets.script.duration_s))
         elif isinstance(event, ErrorEvent):
             errors.append({"t_s": round(t_s, 3), "error": event.error, "skill": event.skill})
         elif isinstance(event, AnswerEvent):

@@ -223,3 +223,19 @@ def test_report_section_draws_boxes_and_writes_spoken_answers(tmp_path: Path) ->
     (px, py) = (round(v) for v in lines[0]["polygon"][0])
     green = drawn_page[max(py - 1, 0) : py + 2, max(px - 1, 0) : px + 2].astype(int)
     assert (green[..., 1] - green[..., 2] > 60).any()
+
+
+def test_answers_pair_with_commands_across_the_recordings_loop() -> None:
+    from glasses_sdk._demo_report import _command_for
+    from glasses_sdk._demo_scenario import SpokenCommand
+
+    commands = tuple(
+        SpokenCommand(n, "p", f"c{n}", "s", 1.0 + 9 * n, 2.0 + 9 * n, 2.5 + 9 * n, 3.5 + 9 * n)
+        for n in range(4)
+    )
+    period_s = 36.0
+    assert _command_for(0.5, commands, period_s) is None  # nothing spoken yet
+    assert _command_for(4.0, commands, period_s) is commands[0]
+    assert _command_for(31.0, commands, period_s) is commands[3]
+    assert _command_for(36.5, commands, period_s) is commands[3]  # the loop restarted
+    assert _command_for(40.0, commands, period_s) is commands[0]  # second pass
