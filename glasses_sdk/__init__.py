@@ -40,6 +40,7 @@ from glasses_sdk._exceptions import (
     UnsupportedUriError,
     WakeWordTrainingError,
 )
+from glasses_sdk.assistant import Assistant, AssistantOptions, PrivacyOptions
 from glasses_sdk.capture._audio import FileAudioSource, MicrophoneSource
 from glasses_sdk.capture._base import (
     AudioChunk,
@@ -52,10 +53,13 @@ from glasses_sdk.capture._base import (
 from glasses_sdk.capture._camera import CameraSource, StillImageSource
 from glasses_sdk.capture._events import CaptureEvent
 from glasses_sdk.capture._watchdog import WatchdogOptions
+from glasses_sdk.routing import CloudClient, RoutingPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Assistant",
+    "AssistantOptions",
     "AudioChunk",
     "AudioSource",
     "BackendUnavailableError",
@@ -64,6 +68,7 @@ __all__ = [
     "CaptureError",
     "CaptureEvent",
     "ChecksumMismatchError",
+    "CloudClient",
     "CloudRequestError",
     "CloudUnavailableError",
     "DataNotFoundError",
@@ -90,6 +95,8 @@ __all__ = [
     "NoMicrophoneError",
     "OutboxFullError",
     "OverloadedError",
+    "PrivacyOptions",
+    "RoutingPolicy",
     "SourceClosedError",
     "StillImageSource",
     "StreamLostError",
