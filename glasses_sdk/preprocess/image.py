@@ -84,6 +84,10 @@ _MAX_SIDE = 16384
 # Distinct resized sizes whose scratch buffers a Letterboxer keeps; a camera delivers one
 # size, a batch of mixed photos a few.
 _MAX_SCRATCH = 8
+# Resized frames up to this many pixels take the fused path (one NumPy call for the three
+# channels): 128×72 in 41 µs against 55 µs split + addWeighted; at 640×360 the split path
+# wins (1.02 against 1.21 ms), its contiguous planes being kinder to the caches.
+_FUSED_MAX_PIXELS = 160 * 160
 
 
 def _describe(value: object) -> str:
@@ -221,7 +225,8 @@ class LetterboxInfo:
     resized_size: tuple[int, int]
 
     @property
-    def _ratio(self) -> tuple[float, float]:
+    def ratio(self) -> tuple[float, float]:
+        """The per-axis factors ``(resized / source)`` that frame pixels are scaled by."""
         return (
             self.resized_size[0] / self.source_size[0],
             self.resized_size[1] / self.source_size[1],
@@ -233,7 +238,7 @@ class LetterboxInfo:
         With ``clip``, points in the padding are moved to the nearest frame edge.
         """
         p = _coords(points, 2, "points")
-        rx, ry = self._ratio
+        rx, ry = self.ratio
         out = np.empty_like(p)
         out[..., 0] = (p[..., 0] - self.pad_x) / rx
         out[..., 1] = (p[..., 1] - self.pad_y) / ry
@@ -245,7 +250,7 @@ class LetterboxInfo:
     def points_to_model(self, points: ArrayLike) -> NDArray[np.float64]:
         """Map ``(..., 2)`` points ``[x, y]`` from frame pixels to model-input pixels."""
         p = _coords(points, 2, "points")
-        rx, ry = self._ratio
+        rx, ry = self.ratio
         out = np.empty_like(p)
         out[..., 0] = p[..., 0] * rx + self.pad_x
         out[..., 1] = p[..., 1] * ry + self.pad_y
@@ -361,6 +366,9 @@ class Letterboxer:
         self._factors = tuple(factors)
         self._offsets = tuple(float(o) for o in offsets)
         self._multiply_only = all(m == 0.0 for m in mean)
+        # The same factors as (3, 1, 1) arrays in output order, for the fused small path.
+        self._factors3 = np.array(factors, dtype=np.float32).reshape(3, 1, 1)
+        self._offsets3 = np.array(offsets, dtype=np.float32).reshape(3, 1, 1)
         # Pads are computed the way OpenCV does: a frame pixel, then normalized.
         self._pads = tuple(
             float(
@@ -463,6 +471,56 @@ class Letterboxer:
             # dst has the exact size and type, so OpenCV writes into it in place.
             cv2.resize(frame, (g.rw, g.rh), dst=resized_buf, interpolation=g.interpolation)
             resized = resized_buf
+        if g.rw * g.rh <= _FUSED_MAX_PIXELS:
+            self._fill_small(resized, out3, g)
+        else:
+            self._fill_planes(resized, planes, out3, g)
+        return LetterboxInfo(
+            scale=g.scale,
+            pad_x=g.left,
+            pad_y=g.top,
+            source_size=(src_w, src_h),
+            target_size=(self._width, self._height),
+            resized_size=(g.rw, g.rh),
+        )
+
+    def _fill_small(
+        self, resized: NDArray[np.uint8], out3: NDArray[np.float32], g: _Geometry
+    ) -> None:
+        # Small inputs (BlazeFace's 128×72): per-call overhead dominates, so the three
+        # channels go in one or two NumPy calls through a CHW view of the HWC image.
+        src = resized.transpose(2, 0, 1)
+        if self._source[0] == 2:
+            src = src[::-1]
+        region = out3[:, g.top : g.top + g.rh, g.left : g.left + g.rw]
+        np.multiply(src, self._factors3, out=region)
+        if not self._multiply_only:
+            np.add(region, self._offsets3, out=region)
+        pads = self._pads
+        if pads[0] == pads[1] == pads[2]:
+            self._fill_pads(out3, pads[0], g)
+        else:
+            for c in range(3):
+                self._fill_pads(out3[c : c + 1], pads[c], g)
+
+    def _fill_pads(self, planes: NDArray[np.float32], pad: float, g: _Geometry) -> None:
+        top, left, bottom, right = g.top, g.left, g.top + g.rh, g.left + g.rw
+        if top:
+            planes[:, :top].fill(pad)
+        if bottom < self._height:
+            planes[:, bottom:].fill(pad)
+        if left:
+            planes[:, top:bottom, :left].fill(pad)
+        if right < self._width:
+            planes[:, top:bottom, right:].fill(pad)
+
+    def _fill_planes(
+        self,
+        resized: NDArray[np.uint8],
+        planes: list[NDArray[np.uint8]],
+        out3: NDArray[np.float32],
+        g: _Geometry,
+    ) -> None:
         cv2.split(resized, planes)
         top, left, bottom, right = g.top, g.left, g.top + g.rh, g.left + g.rw
         for c in range(3):
@@ -491,14 +549,6 @@ class Letterboxer:
                 plane[top:bottom, :left].fill(pad)
             if right < self._width:
                 plane[top:bottom, right:].fill(pad)
-        return LetterboxInfo(
-            scale=g.scale,
-            pad_x=left,
-            pad_y=top,
-            source_size=(src_w, src_h),
-            target_size=(self._width, self._height),
-            resized_size=(g.rw, g.rh),
-        )
 
 
 def letterbox(

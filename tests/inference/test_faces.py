@@ -17,7 +17,13 @@ from glasses_sdk.inference import (
     RunningMode,
     blur_faces,
 )
-from glasses_sdk.inference.faces import FaceDetectionResult, blaze_anchors, weighted_nms
+from glasses_sdk.inference.faces import (
+    FaceDetectionResult,
+    _decode_few,
+    _decode_many,
+    blaze_anchors,
+    weighted_nms,
+)
 from tests.conftest import missing
 from tests.inference.conftest import read_photo
 
@@ -133,6 +139,26 @@ def test_weighted_nms_merges_overlaps_by_score() -> None:
     assert weighted_nms(boxes, scores, keypoints, 0.3, max_out=1)[0].shape == (1, 4)
     empty = weighted_nms(np.zeros((0, 4)), [], np.zeros((0, 6, 2)), 0.3)
     assert empty[0].shape == (0, 4)
+
+
+@pytest.mark.parametrize("count", [1, 2, 5, 16])
+@pytest.mark.parametrize("max_out", [None, 1])
+def test_python_and_numpy_decoders_agree(count: int, max_out: int | None) -> None:
+    # The detector decodes up to 16 candidates in plain Python and more with NumPy: both
+    # must give the same faces. Candidates in three clusters, as real faces give them.
+    rng = np.random.default_rng(count)
+    centres = rng.uniform(20, 108, (3, 2))[rng.integers(0, 3, count)]
+    rows = np.empty((count, 16))
+    rows[:, 0:2] = centres + rng.normal(0, 2, (count, 2))
+    rows[:, 2:4] = rng.uniform(20, 30, (count, 2))
+    rows[:, 4:] = np.tile(centres, 6) + rng.normal(0, 3, (count, 12))
+    logits = rng.uniform(0.1, 4, count).astype(np.float32)
+    few = _decode_few(rows.tolist(), logits.tolist(), 0.3, max_out)
+    many = _decode_many(rows.copy(), logits, 0.3, max_out)
+    assert len(few) == len(many) >= 1
+    for (row_a, score_a), (row_b, score_b) in zip(few, many, strict=True):
+        np.testing.assert_allclose(row_a, row_b, rtol=0, atol=1e-9)
+        assert score_a == pytest.approx(score_b, abs=1e-12)
 
 
 def test_blur_hides_the_face_and_nothing_else(registry: ModelRegistry) -> None:
