@@ -106,6 +106,27 @@ class CloudResponse:
     idempotency_key: str
     replayed: bool
     """The server answered from its idempotency store (the request had run before)."""
+    server_ms: float | None = None
+    """The server's own time for the answer (its ``Server-Timing: app;dur=`` header), so
+    that the network's share is ``latency_ms - server_ms``; None when it sent none."""
+
+
+def _server_timing_ms(header: str | None, metric: str = "app") -> float | None:
+    """The ``dur`` of one metric of a W3C ``Server-Timing`` header, in milliseconds."""
+    if not header:
+        return None
+    for entry in header.split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        if name != metric:
+            continue
+        for param in params:
+            key, _, value = param.partition("=")
+            if key.strip() == "dur":
+                try:
+                    return max(0.0, float(value.strip().strip('"')))
+                except ValueError:
+                    return None
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +424,7 @@ class CloudClient:
             attempts=attempts,
             idempotency_key=item.idempotency_key,
             replayed=response.headers.get("idempotent-replayed") == "true",
+            server_ms=_server_timing_ms(response.headers.get("server-timing")),
         )
 
     async def replay_outbox(self) -> ReplayReport:

@@ -352,6 +352,8 @@ async def test_happy_path_on_the_real_cloud_app(
         assert first.status == 200 and first.attempts == 1 and not first.replayed
         assert len(first.body["faces"]) == 1
         assert again.replayed and again.body == first.body
+        # The server's own share, from its Server-Timing header, fits inside the round trip.
+        assert first.server_ms is not None and 0 < first.server_ms <= first.latency_ms
         assert len(outbox) == 0 and outbox.counters().sent == 1
     executions: dict[str, Any] = {k: n for (_, k), n in read_executions(idempotency_db).items()}
     assert executions[first.idempotency_key] == 1
@@ -369,3 +371,13 @@ async def test_a_spent_deadline_is_refused_by_the_real_server(
             headers={"Authorization": f"Bearer {token}", "X-Deadline-Ms": "0"},
         )
     assert response.status_code == 504
+
+
+def test_server_timing_header_is_read_leniently() -> None:
+    from glasses_sdk.routing._client import _server_timing_ms
+
+    assert _server_timing_ms("app;dur=12.5") == 12.5
+    assert _server_timing_ms('db;dur=3, app;desc="x";dur="7"') == 7.0
+    assert _server_timing_ms("db;dur=3") is None
+    assert _server_timing_ms("app;dur=abc") is None
+    assert _server_timing_ms(None) is None
