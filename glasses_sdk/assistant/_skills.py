@@ -274,7 +274,10 @@ class SkillContext:
         if json is not None:
             kwargs["json"] = json
         response = await self.cloud.post(path, **kwargs)
-        server_ms = _server_ms(response.body)
+        # The Server-Timing header covers every route; the body's own figure is the fallback.
+        server_ms = (
+            response.server_ms if response.server_ms is not None else _server_ms(response.body)
+        )
         network_ms = float(response.latency_ms)
         if server_ms is not None:
             self.add_latency("server", server_ms)
