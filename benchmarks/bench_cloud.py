@@ -551,9 +551,23 @@ def _model_stage_pairs(phase_s: float, rounds: int) -> list[tuple[LoadResult, Lo
     return pairs
 
 
+def _overhead(root: Path, image: bytes, phase_s: float) -> dict[str, Any]:
+    """Phase 2: one client, sequential requests to a no-op face backend's server; the
+    server's own time per request (``Server-Timing``), for a 64×64 and a 512×512 JPEG."""
+    noop = _start(root, batching=False, noop=True)
+    try:
+        asyncio.run(_closed_loop(noop, image, 1.0, 1))
+        overhead = asyncio.run(_closed_loop(noop, _jpeg(64), phase_s, 1))
+        overhead_512 = asyncio.run(_closed_loop(noop, image, phase_s, 1))
+    finally:
+        noop.stop()
+    return {"overhead": overhead.to_json(), "overhead_512_jpeg": overhead_512.to_json()}
+
+
 def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
     """Run the phases (``only="embeddings"``: the embeddings batching alone;
-    ``only="model-stage"``: the embeddings and faces batching without HTTP)."""
+    ``only="model-stage"``: the embeddings and faces batching without HTTP;
+    ``only="overhead"``: the server overhead alone)."""
     import httpx
 
     phase_s = 2.0 if quick else 5.0
@@ -565,6 +579,10 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_1min_at_start": round(os.getloadavg()[0], 2),
     }
+    if only == "overhead":
+        with tempfile.TemporaryDirectory() as tmp:
+            report.update(_overhead(Path(tmp), image, phase_s))
+        return report
     if only == "model-stage":
         # The model stage alone (no HTTP, no server process): cheap to run on a busy box.
         report["embeddings_batching_model_stage"] = _batching_json(
@@ -593,15 +611,7 @@ def run(quick: bool = False, only: str | None = None) -> dict[str, Any]:
         sustainable = statistics.median(max(a.ok_per_s, b.ok_per_s) for a, b in pairs)
 
         # 2. overhead: a no-op model, one client.
-        noop = _start(root, batching=False, noop=True)
-        try:
-            asyncio.run(_closed_loop(noop, image, 1.0, 1))
-            overhead = asyncio.run(_closed_loop(noop, _jpeg(64), phase_s, 1))
-            overhead_512 = asyncio.run(_closed_loop(noop, image, phase_s, 1))
-        finally:
-            noop.stop()
-        report["overhead"] = overhead.to_json()
-        report["overhead_512_jpeg"] = overhead_512.to_json()
+        report.update(_overhead(root, image, phase_s))
 
         # 3. open-loop load at twice the sustainable rate.
         loaded = _start(
@@ -648,11 +658,23 @@ def _print_batching(title: str, b: dict[str, Any]) -> None:
         print(f"  CPU per answer, off/on: {per}; median {b['median_cpu_ratio']:.2f}")
 
 
+def _print_overhead(report: dict[str, Any]) -> None:
+    for name, what in (("overhead", "64x64 JPEG"), ("overhead_512_jpeg", "512x512 JPEG")):
+        o = report[name]
+        print(
+            f"overhead (no-op model, 1 client, {what}): server p50 {o['server_p50_ms']} ms, "
+            f"round trip p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, {o['ok_per_s']}/s"
+        )
+
+
 def _print(report: dict[str, Any]) -> None:
     print(
         f"cloud server, {report['clients']} clients, {report['phase_s']} s phases, "
         f"{report['cpus']} CPUs, load average {report['load_average_1min_at_start']} at start"
     )
+    if "embeddings_batching_model_stage" not in report:
+        _print_overhead(report)
+        return
     if "embeddings_batching" in report:
         _print_batching(
             "embeddings batching (POST /v1/embeddings, MiniLM FP32, one sentence per request):",
@@ -673,12 +695,7 @@ def _print(report: dict[str, Any]) -> None:
     _print_batching(
         "faces batching (POST /v1/vision/faces, BlazeFace, 512x512 JPEG):", report["batching"]
     )
-    for name, what in (("overhead", "64x64 JPEG"), ("overhead_512_jpeg", "512x512 JPEG")):
-        o = report[name]
-        print(
-            f"overhead (no-op model, 1 client, {what}): server p50 {o['server_p50_ms']} ms, "
-            f"round trip p50 {o['p50_ms']} ms, p99 {o['p99_ms']} ms, {o['ok_per_s']}/s"
-        )
+    _print_overhead(report)
     load = report["load"]
     print(
         f"load at {load['offered_per_s']}/s offered for {load['seconds']} s: {load['statuses']}, "
@@ -703,9 +720,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--task", default="faces", help=argparse.SUPPRESS)
     parser.add_argument(
         "--only",
-        choices=["embeddings", "model-stage"],
+        choices=["embeddings", "model-stage", "overhead"],
         default=None,
-        help="run only the embeddings batching, or only the two model-stage comparisons",
+        help="run only the embeddings batching, the two model-stage comparisons, or the "
+        "server overhead",
     )
     args = parser.parse_args(argv)
     if args.serve:

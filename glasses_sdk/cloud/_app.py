@@ -47,7 +47,7 @@ from glasses_sdk.cloud._gateway import Gateway
 from glasses_sdk.cloud._idempotency import IdempotencyBackend, IdempotencyStore
 from glasses_sdk.cloud._keys import ApiKey, KeyStore
 from glasses_sdk.cloud._limits import Deadline, RateLimiter, TokenBuckets, WorkQueue
-from glasses_sdk.cloud._media import decode_audio, decode_image
+from glasses_sdk.cloud._media import decode_audio, decode_image, image_size
 from glasses_sdk.cloud._metrics import CONTENT_TYPE, Metrics
 from glasses_sdk.cloud._settings import CloudSettings, load_settings
 from glasses_sdk.cloud._state import EmbeddingBatchOut, ServerState
@@ -250,11 +250,21 @@ async def _transcribe(request: Request, data: bytes, deadline: Deadline) -> Tran
     return await _run(request, "transcription", work, deadline)
 
 
+# Images up to this many pixels are decoded on the event loop: a 128×128 JPEG decodes in
+# about 0.1 ms (13 ns a pixel on a loaded 2-core machine), less than the hop to a worker
+# thread and back costs there (0.5 to 1 ms of wake-ups).
+_INLINE_DECODE_PIXELS = 128 * 128
+
+
 async def _decode_image(request: Request, data: bytes, deadline: Deadline) -> NDArray[np.uint8]:
     settings = _state(request).settings
-    # Decoding a large photo takes tens of ms: off the event loop, but not in the model
-    # queue, whose slots are for model calls.
-    image = await asyncio.to_thread(decode_image, data, settings)
+    width, height = image_size(data)
+    if width * height <= _INLINE_DECODE_PIXELS:
+        image = decode_image(data, settings)
+    else:
+        # Decoding a large photo takes tens of ms: off the event loop, but not in the
+        # model queue, whose slots are for model calls.
+        image = await asyncio.to_thread(decode_image, data, settings)
     deadline.check("image decoding")
     return image
 

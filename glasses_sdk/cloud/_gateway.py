@@ -16,17 +16,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, TypeVar
 
 from glasses_sdk.cloud._errors import ApiError
 from glasses_sdk.cloud._faults import faults
 from glasses_sdk.cloud._idempotency import Outcome, StoredResponse
 from glasses_sdk.cloud._keys import ApiKey
 from glasses_sdk.cloud._limits import Deadline
+from glasses_sdk.cloud._redis import RedisIdempotencyStore, RedisTokenBuckets
 from glasses_sdk.cloud._state import ServerState
 
 __all__ = ["Gateway"]
@@ -37,7 +39,11 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+T = TypeVar("T")
+
 _PUBLIC = frozenset({"/healthz"})
+# Stores whose calls are network round trips (see Gateway._shared_store_call).
+_REDIS_STORES = (RedisTokenBuckets, RedisIdempotencyStore)
 _MAX_IDEMPOTENCY_KEY = 255
 # Answers that a retry may change: they release the idempotency record.
 _NOT_STORED = frozenset({408, 409, 425, 429})
@@ -145,11 +151,28 @@ class Gateway:
             )
         return key
 
-    def _limit(self, key: ApiKey) -> None:
+    async def _shared_store_call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Call a store method: a Redis store's in a worker thread, any other inline.
+
+        A Redis call is a network round trip that may wait up to ``redis_timeout_s``; on
+        the event loop it would stall every other request meanwhile. The SQLite and
+        in-memory stores answer in microseconds, less than the hop to a thread costs, so
+        they stay on the loop. A 503 ``store_unavailable`` is counted as a rejection.
+        """
+        try:
+            if isinstance(getattr(fn, "__self__", None), _REDIS_STORES):
+                return await asyncio.to_thread(fn, *args)
+            return fn(*args)
+        except ApiError as error:
+            if error.code == "store_unavailable":
+                raise self._reject("store_unavailable", error) from None
+            raise
+
+    async def _limit(self, key: ApiKey) -> None:
         settings = self.state.settings
         rate = key.rate_per_s if key.rate_per_s is not None else settings.rate_per_s
         burst = key.burst if key.burst is not None else settings.burst
-        wait_s = self.state.buckets.take(key.key_id, rate, burst)
+        wait_s = await self._shared_store_call(self.state.buckets.take, key.key_id, rate, burst)
         if wait_s > 0:
             raise self._reject(
                 "rate_limited",
@@ -252,7 +275,7 @@ class Gateway:
                     code="insufficient_scope",
                 ),
             )
-        self._limit(key)
+        await self._limit(key)
         deadline = self._deadline(scope)
         state = scope.setdefault("state", {})
         state["api_key"] = key
@@ -306,7 +329,7 @@ class Gateway:
             body = body.replace(boundary.strip('"').encode("latin-1"), b"<boundary>")
         digest.update(body)
         store = self.state.idempotency
-        begin = store.begin(key.key_id, idem_key, digest.hexdigest())
+        begin = await self._shared_store_call(store.begin, key.key_id, idem_key, digest.hexdigest())
         if begin.outcome is Outcome.MISMATCH:
             raise self._reject(
                 "idempotency",
@@ -372,7 +395,8 @@ class Gateway:
                     held.append(message)
                     if message.get("more_body", False):
                         return
-                    store.finish(
+                    await self._shared_store_call(
+                        store.finish,
                         key.key_id,
                         idem_key,
                         StoredResponse(
@@ -392,15 +416,22 @@ class Gateway:
             await self.app(scope, receive, send_captured)
         except BaseException:
             if not committed:
-                store.release(key.key_id, idem_key)
+                if isinstance(store, _REDIS_STORES):
+                    # Handed to a thread and not awaited: a cancelled request still
+                    # releases its record, without blocking the loop on Redis.
+                    loop = asyncio.get_running_loop()
+                    loop.run_in_executor(None, store.release, key.key_id, idem_key)
+                else:
+                    store.release(key.key_id, idem_key)
             raise
         if committed:
             return
         if not storable():
-            store.release(key.key_id, idem_key)
+            await self._shared_store_call(store.release, key.key_id, idem_key)
             return
         # A streamed answer (server-sent events) went out as it came; it is stored now.
-        store.finish(
+        await self._shared_store_call(
+            store.finish,
             key.key_id,
             idem_key,
             StoredResponse(

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -228,6 +230,111 @@ def test_an_unreachable_rate_limit_store_refuses_with_503(tmp_path: Path) -> Non
     assert refused.headers["retry-after"] == "1"
     assert refused.json()["error"]["code"] == "store_unavailable"
     assert health.status_code == 200  # liveness does not depend on the store
+
+
+def test_store_unavailable_refusals_are_counted(tmp_path: Path) -> None:
+    # The idempotency store is the unreachable one, so that /metrics (a GET, which takes no
+    # idempotency record) still answers.
+    settings = server_settings(
+        tmp_path,
+        idempotency_store="redis",
+        redis_url=f"unix://{tmp_path}/absent.sock",
+        redis_timeout_s=0.5,
+    )
+    token = make_key(settings)
+    metrics_key = make_key(settings, "metrics")
+    with serve(create_app(settings, backends=fake_backends())) as url:
+        for attempt in range(2):
+            refused = httpx.post(
+                f"{url}/v1/vision/faces",
+                headers={**auth(token), "Idempotency-Key": f"attempt-{attempt}"},
+                files={"image": ("a.png", _png(16))},
+                timeout=10,
+            )
+            assert refused.status_code == 503
+            assert refused.json()["error"]["code"] == "store_unavailable"
+        text = httpx.get(f"{url}/metrics", headers=auth(metrics_key), timeout=10).text
+    assert 'glasses_cloud_rejections_total{reason="store_unavailable"} 2.0' in text
+
+
+@contextmanager
+def _silent_listener() -> Iterator[tuple[int, threading.Event]]:
+    """A TCP listener on 127.0.0.1 that reads what it is sent and never answers: a hung
+    Redis, as the client sees one (a real socket, no fake inside the client). Yields its
+    port and an event set once a command has arrived."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    listener.settimeout(0.1)
+    received = threading.Event()
+    stop = threading.Event()
+    accepted: list[socket.socket] = []
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:  # the 0.1 s timeout: look at stop again
+                continue
+            conn.settimeout(0.1)
+            accepted.append(conn)
+        for conn in accepted:
+            conn.close()
+
+    def read() -> None:
+        while not stop.is_set():
+            for conn in list(accepted):
+                try:
+                    if conn.recv(4096):
+                        received.set()
+                except OSError:
+                    pass
+            time.sleep(0.01)
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (accept, read)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield listener.getsockname()[1], received
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=5)
+        listener.close()
+
+
+def test_a_hung_redis_does_not_stall_other_requests(tmp_path: Path) -> None:
+    # The rate-limit call waits on Redis in a worker thread: meanwhile the event loop
+    # answers other requests (on the loop it would hold them for redis_timeout_s).
+    timeout_s = 4.0
+    with _silent_listener() as (port, received):
+        settings = server_settings(
+            tmp_path,
+            rate_limit_store="redis",
+            redis_url=f"redis://127.0.0.1:{port}/0",
+            redis_timeout_s=timeout_s,
+        )
+        token = make_key(settings)
+        with (
+            serve(create_app(settings, backends=fake_backends())) as url,
+            concurrent.futures.ThreadPoolExecutor(1) as pool,
+        ):
+            stuck = pool.submit(
+                httpx.post,
+                f"{url}/v1/vision/faces",
+                headers=auth(token),
+                files={"image": ("a.png", _png(16))},
+                timeout=30,
+            )
+            assert received.wait(timeout=20), "the request never reached the hung Redis"
+            start = time.monotonic()
+            health = httpx.get(f"{url}/healthz", timeout=30)
+            elapsed_s = time.monotonic() - start
+            refused = stuck.result(timeout=30)
+    assert health.status_code == 200
+    assert elapsed_s < timeout_s / 2, f"/healthz waited {elapsed_s:.2f} s behind Redis"
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "store_unavailable"
 
 
 # --- two servers, one Redis ------------------------------------------------------------------

@@ -242,3 +242,20 @@ def test_missing_extra_names_the_install_command(package: str) -> None:
     )
     assert "MissingDependencyError" in result.stdout
     assert "pip install 'glasses-sdk[cloud]'" in result.stdout
+
+
+def test_verified_keys_are_cached_until_the_file_changes(tmp_path: Path) -> None:
+    # verify() answers repeated lookups from memory; a revoke through another connection
+    # (the CLI, another worker) or through this store is seen by the very next call.
+    with KeyStore(tmp_path / "keys.sqlite3") as server, KeyStore(tmp_path / "keys.sqlite3") as cli:
+        token, record = server.create("cached")
+        other, other_record = cli.create("other")
+        assert server.verify(token) == record
+        assert server.verify(token) == record
+        assert server.verify("gsk_unknown") is None
+        assert len(server._verified) == 1  # unknown tokens are not kept
+        assert cli.revoke(record.key_id)
+        assert server.verify(token) is None
+        assert server.verify(other) == other_record
+        assert server.revoke(other_record.key_id)
+        assert server.verify(other) is None
