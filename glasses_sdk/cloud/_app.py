@@ -51,6 +51,7 @@ from glasses_sdk.cloud._media import decode_audio, decode_image, image_size
 from glasses_sdk.cloud._metrics import CONTENT_TYPE, Metrics
 from glasses_sdk.cloud._settings import CloudSettings, load_settings
 from glasses_sdk.cloud._state import EmbeddingBatchOut, ServerState
+from glasses_sdk.cloud._tracing import install_tracing
 
 __all__ = ["app_from_env", "create_app"]
 
@@ -1074,6 +1075,10 @@ def create_app(
             close = getattr(state.buckets, "close", None)
             if close is not None:
                 close()
+            # Flush the batched spans of this server (a no-op when tracing is off).
+            tracing_handle = getattr(app.state, "glasses_tracing", None)
+            if tracing_handle is not None:
+                tracing_handle.close()
 
     app = FastAPI(
         title="glasses-sdk cloud fallback",
@@ -1093,6 +1098,9 @@ def create_app(
         | {getattr(r, "path", "") for r in (*ops.routes, *v1.routes, *admin.routes)}
     ) - {""}
     app.add_middleware(Gateway, state=state)
+    # Added last, so outermost: the server span covers authentication and limits too.
+    tracing = install_tracing(app)
+    app.state.glasses_tracing = tracing
     return app
 
 
