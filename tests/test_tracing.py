@@ -301,3 +301,47 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(MissingDependencyError, match=r"glasses-sdk\[tracing\]"):
         configure_tracing("console")
     assert not tracing_enabled()
+
+
+def test_an_assistant_command_is_one_trace_of_its_stages() -> None:
+    """The edge's part of a request: the command's root span and its stage spans."""
+    from glasses_sdk import FakeDevice, FakeVideoSource
+    from glasses_sdk.assistant import Assistant, AssistantOptions
+
+    photo = need_data(lambda: data.load_photo("astronaut"))
+
+    async def take_a_photo() -> str:
+        device = FakeDevice(name="fake", video=FakeVideoSource([photo], fps=30, loop=True))
+        async with device:
+            assistant = Assistant(device, options=AssistantOptions(speak=True))
+            answer = await assistant.handle_command(text="take a photo")
+            return answer.skill
+
+    out = io.StringIO()
+    with configure_tracing("console", console_out=out):
+        skill = asyncio.run(take_a_photo())
+    assert skill == "take_photo"
+    spans = [json.loads(chunk) for chunk in _json_objects(out.getvalue())]
+    by_name = {s["name"]: s for s in spans}
+    assert {"assistant.command", "inference", "skill", "capture", "preprocessing", "speech"} <= set(
+        by_name
+    )
+    assert len({s["context"]["trace_id"] for s in spans}) == 1
+    root = by_name["assistant.command"]
+    assert root["parent_id"] is None and root["attributes"]["skill"] == "take_photo"
+    assert by_name["skill"]["parent_id"] == root["context"]["span_id"]
+    assert by_name["capture"]["parent_id"] == by_name["skill"]["context"]["span_id"]
+
+
+def _json_objects(text: str) -> list[str]:
+    """The console exporter's output: one pretty-printed JSON object per span."""
+    decoder = json.JSONDecoder()
+    objects, index = [], 0
+    while index < len(text):
+        if text[index].isspace():
+            index += 1
+            continue
+        _, end = decoder.raw_decode(text, index)
+        objects.append(text[index:end])
+        index = end
+    return objects

@@ -38,6 +38,7 @@ from glasses_sdk._exceptions import (
     SourceClosedError,
     StreamLostError,
 )
+from glasses_sdk._tracing import span
 from glasses_sdk.assistant._events import (
     AnswerEvent,
     AssistantEvent,
@@ -399,6 +400,25 @@ class Assistant:
         started_s: float,
         latency_ms: dict[str, float],
     ) -> AnswerEvent:
+        # One trace per command: its stages below are child spans, and the cloud client's
+        # "network" span carries the context on to the server in `traceparent`.
+        with span("assistant.command", typed=text is not None) as root:
+            answer = await self._answer_traced(audio, text, started_s, latency_ms)
+            if root.is_recording():
+                root.set_attribute("skill", answer.skill)
+                root.set_attribute("source", str(answer.source))
+                for stage in ("endpointing_wait", "total"):
+                    if stage in answer.latency_ms:
+                        root.set_attribute(f"{stage}_ms", answer.latency_ms[stage])
+            return answer
+
+    async def _answer_traced(
+        self,
+        audio: NDArray[np.float32] | None,
+        text: str | None,
+        started_s: float,
+        latency_ms: dict[str, float],
+    ) -> AnswerEvent:
         ctx = SkillContext(
             device=self.device,
             frame=self._latest_frame,
@@ -414,7 +434,8 @@ class Assistant:
             started_s=started_s,
         )
         stage = time.perf_counter()
-        transcript = text if text is not None else await self._transcribe(ctx)
+        with span("inference", task="intent"):
+            transcript = text if text is not None else await self._transcribe(ctx)
         ctx.transcript = transcript
         latency_ms["intent"] = (time.perf_counter() - stage) * 1000.0
         match = (
@@ -428,13 +449,15 @@ class Assistant:
         if match is None:
             result = SkillResult(NOT_CAUGHT, Route.LOCAL, None, {})
         else:
-            result = await self._run_skill(skill, ctx)
+            with span("skill", skill=skill):
+                result = await self._run_skill(skill, ctx)
         frame = _frame_of(ctx, result)
         for name, ms in ctx.latency_ms.items():
             latency_ms[name] = latency_ms.get(name, 0.0) + ms
         pcm = b""
         if self.options.speak and result.text.strip():
-            pcm = await self._speak(result.text, skill, started_s, latency_ms)
+            with span("speech", chars=len(result.text)):
+                pcm = await self._speak(result.text, skill, started_s, latency_ms)
         latency_ms["total"] = (monotonic_s() - started_s) * 1000.0
         answer = AnswerEvent(
             skill=skill,

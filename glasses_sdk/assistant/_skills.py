@@ -30,6 +30,7 @@ from glasses_sdk._exceptions import (
     InvalidInputError,
     LedUnavailableError,
 )
+from glasses_sdk._tracing import span
 from glasses_sdk.assistant._privacy import FilteredFrame, MediaStore, PrivacyFilter
 from glasses_sdk.capture._base import VideoFrame, monotonic_s
 from glasses_sdk.routing import Conditions, Decision, Route, RouteRequest, RoutingPolicy
@@ -194,10 +195,12 @@ class SkillContext:
         """
         check_led(self.device)
         start = time.perf_counter()
-        image = await self._capture()
+        with span("capture"):
+            image = await self._capture()
         self.add_latency("capture", (time.perf_counter() - start) * 1000.0)
         start = time.perf_counter()
-        filtered = await asyncio.to_thread(self.privacy.apply, image)
+        with span("preprocessing", step="privacy_filter"):
+            filtered = await asyncio.to_thread(self.privacy.apply, image)
         self.add_latency("privacy", (time.perf_counter() - start) * 1000.0)
         self.last_photo = filtered
         return filtered
@@ -229,7 +232,8 @@ class SkillContext:
         returns a :class:`~glasses_sdk.inference.TextReadResult` (adds ``inference``)."""
         frame = frame if frame is not None else await self.photo()
         start = time.perf_counter()
-        result = await asyncio.to_thread(self._services.read_text, frame.image)
+        with span("inference", task="read_text"):
+            result = await asyncio.to_thread(self._services.read_text, frame.image)
         self.add_latency("inference", (time.perf_counter() - start) * 1000.0)
         return result
 
