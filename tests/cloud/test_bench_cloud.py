@@ -3,6 +3,8 @@ answers as the original does, image by image, and a short run reports its ratios
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,3 +49,16 @@ def test_model_stage_comparison_reports_ratios() -> None:
     assert report["on"][0]["statuses"]["200"] > 0 and report["off"][0]["statuses"]["200"] > 0
     assert report["median_ratio"] > 0 and report["median_cpu_ratio"] > 0
     assert report["on"][0]["cpu_ms_per_answer"] > 0
+
+
+def test_overhead_phase_reports_server_time_and_cpu(tmp_path: Path) -> None:
+    # A short run of phase 2 (a real server process with the no-op face backend): every
+    # request answered, the Server-Timing median and the server's CPU per request told.
+    from benchmarks.bench_cloud import _jpeg, _overhead
+
+    report = _overhead(tmp_path, need_data(lambda: _jpeg(128)), 0.5)
+    for name in ("overhead", "overhead_512_jpeg"):
+        phase = report[name]
+        assert set(phase["statuses"]) == {"200"}, phase
+        assert phase["server_p50_ms"] > 0
+        assert phase["server_cpu_ms_per_request"] > 0
