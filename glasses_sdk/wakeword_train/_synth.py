@@ -43,12 +43,16 @@ ESPEAK_ACCENTS = (
     "en-gb-x-gbcwmd", "en-us-nyc",
 )  # fmt: skip
 # File names under espeak-ng-data/voices/!v (a wrong name falls back silently to the
-# plain voice). Robotic, whispered and "demonic" variants are left out of both splits.
+# plain voice). Robotic, whispered and "demonic" variants are left out of both splits,
+# and so are edward2 and steph3, near copies of the held-out edward and steph2.
 _TRAIN_VARIANTS = (
     "", "m1", "m2", "m3", "m4", "m5", "m8", "f1", "f2", "f3", "f4", "klatt", "klatt3",
     "klatt4", "Andy", "Annie", "boris", "david", "ed", "Gene", "linda", "Mario", "max",
     "Michael", "paul", "rob", "steph", "Storm", "zac", "anika", "grandma", "iven", "john",
-    "travis", "adam", "belinda", "benjamin", "caleb", "norbert", "pablo",
+    "travis", "adam", "belinda", "benjamin", "caleb", "norbert", "pablo", "Denis", "Diogo",
+    "Gene2", "Henrique", "Jacky", "Nguyen", "announcer", "antonio", "croak", "gustave",
+    "iven2", "iven3", "iven4", "kaukovalta", "klatt5", "klatt6", "marcelo", "michel",
+    "miguel", "pedro", "sandro",
 )  # fmt: skip
 _EVAL_VARIANTS = (
     "", "m6", "m7", "f5", "klatt2", "Alex", "Alicia", "Andrea", "Hugo", "Lee", "Marco",
@@ -60,13 +64,15 @@ _FESTIVAL_VOICES = ("kal_diphone",)
 
 @dataclass(frozen=True)
 class Voice:
-    """One synthesizer voice with its prosody: rate in words per minute, pitch 0-99."""
+    """One synthesizer voice with its prosody: rate in words per minute, pitch 0-99,
+    and (espeak-ng only) a gap between words in units of 10 ms."""
 
     engine: str
     name: str
     speed_wpm: int = 160
     pitch: int = 50
     amplitude: int = 100
+    word_gap: int = 0
 
     def describe(self) -> str:
         """A short label, e.g. ``espeak:en-us+f3@150wpm/p40``."""
@@ -141,7 +147,8 @@ def synthesize(text: str, voice: Voice) -> NDArray[np.float32]:
         out = _run(
             [
                 "espeak-ng", "-v", voice.name, "-s", str(voice.speed_wpm), "-p",
-                str(voice.pitch), "-a", str(voice.amplitude), "--stdout", text,
+                str(voice.pitch), "-a", str(voice.amplitude), "-g", str(voice.word_gap),
+                "--stdout", text,
             ]
         )  # fmt: skip
         pcm, rate = _parse_wav(out)
@@ -155,7 +162,9 @@ def synthesize(text: str, voice: Voice) -> NDArray[np.float32]:
                      "-t", text, "-o", str(path)]
                 )  # fmt: skip
             elif voice.engine == "festival":
-                _run(["text2wave", "-eval", f"(voice_{voice.name})", "-o", str(path)],
+                stretch = 160.0 / max(voice.speed_wpm, 1)
+                _run(["text2wave", "-eval", f"(voice_{voice.name})", "-eval",
+                      f"(Parameter.set 'Duration_Stretch {stretch:.2f})", "-o", str(path)],
                      stdin=text.encode())  # fmt: skip
             else:
                 raise WakeWordTrainingError(f"unknown synthesizer {voice.engine!r}")

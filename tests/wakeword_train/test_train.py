@@ -15,6 +15,10 @@ from glasses_sdk.wakeword_train._data import near_misses, normalize_phrase
 from glasses_sdk.wakeword_train._synth import Voice, espeak_voices, synthesize
 from tests.conftest import missing, need_binary
 
+# The shortened training takes about 3 minutes of CPU (2 threads); a shared machine
+# needs more wall time than the default per-test limit.
+pytestmark = pytest.mark.timeout(900)
+
 PHRASE = "hey nova"
 
 
