@@ -11,14 +11,15 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import functools
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, ParamSpec, TypeVar, cast
 
 import numpy as np
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Request, Security, UploadFile
+from fastapi import APIRouter, FastAPI, File, Form, Request, Security, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -57,6 +58,7 @@ __all__ = ["app_from_env", "create_app"]
 
 log = logging.getLogger("glasses_sdk.cloud")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 _bearer = HTTPBearer(auto_error=False, description="An API key: glasses cloud keys create")
 Bearer = Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
@@ -208,13 +210,20 @@ async def _read_upload(upload: UploadFile) -> bytes:
     return data
 
 
-async def _admitted(request: Request) -> AsyncIterator[None]:
-    # Model routes are admitted before their upload is decoded (503 at once when full).
-    with _state(request).queue.admit():
-        yield
+def _admitted(endpoint: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Run a model route's endpoint admitted to model work (503 at once when full), so
+    that a shed request costs no decoding. A decorator, not a ``yield`` dependency:
+    FastAPI runs those through an exit stack, which cost 0.1 to 0.3 ms a request (measured
+    in process with a no-op model: 1.14 against 0.93 ms). FastAPI reads the endpoint's
+    signature through ``functools.wraps`` and passes ``request`` by name."""
 
+    @functools.wraps(endpoint)
+    async def admitted(*args: P.args, **kwargs: P.kwargs) -> T:
+        request = cast(Request, kwargs["request"])
+        with _state(request).queue.admit():
+            return await endpoint(*args, **kwargs)
 
-Admitted = Depends(_admitted)
+    return admitted
 
 
 def _ms(start: float) -> float:
@@ -500,7 +509,8 @@ async def models(request: Request) -> dict[str, Any]:
     }
 
 
-@v1.post("/audio/transcriptions", tags=["openai"], dependencies=[Admitted])
+@v1.post("/audio/transcriptions", tags=["openai"])
+@_admitted
 async def transcriptions(
     request: Request,
     *,
@@ -611,7 +621,8 @@ async def chat_completions(
     )
 
 
-@v1.post("/embeddings", tags=["openai"], dependencies=[Admitted])
+@v1.post("/embeddings", tags=["openai"])
+@_admitted
 async def embeddings(request: Request, body: EmbeddingRequest) -> JSONResponse:
     """OpenAI-compatible embeddings: all-MiniLM-L6-v2, 384 dimensions, unit length."""
     state = _state(request)
@@ -666,7 +677,8 @@ def _embedding_batch(
     return run
 
 
-@v1.post("/vision/faces", tags=["vision"], dependencies=[Admitted])
+@v1.post("/vision/faces", tags=["vision"])
+@_admitted
 async def vision_faces(
     request: Request, image: Annotated[UploadFile, File(description="JPEG or PNG")]
 ) -> FacesResponse:
@@ -684,7 +696,8 @@ async def vision_faces(
     )
 
 
-@v1.post("/vision/ocr", tags=["vision"], dependencies=[Admitted])
+@v1.post("/vision/ocr", tags=["vision"])
+@_admitted
 async def vision_ocr(
     request: Request, image: Annotated[UploadFile, File(description="JPEG or PNG")]
 ) -> OcrResponse:
@@ -706,7 +719,8 @@ async def vision_ocr(
     )
 
 
-@v1.post("/assist", tags=["glasses"], dependencies=[Admitted])
+@v1.post("/assist", tags=["glasses"])
+@_admitted
 async def assist(
     request: Request,
     question: Annotated[str | None, Form(max_length=4000)] = None,
