@@ -248,12 +248,17 @@ class SessionManager:
             except Exception as exc:
                 raise ModelError(f"warm-up of {path} failed: {exc}") from exc
         warmup_ms = (time.perf_counter() - start) * 1e3
+        file_bytes = path.stat().st_size
         return LoadedModel(
             path=path,
             session=session,
             providers=list(session.get_providers()),
-            file_bytes=path.stat().st_size,
-            resident_bytes=max(0, _resident_bytes() - before),
+            file_bytes=file_bytes,
+            # The process's growth around the load, but never less than the file:
+            # onnxruntime copies every initializer into memory it owns, and the growth
+            # under-counts when the allocator reuses pages that an earlier session freed
+            # (seen in a long test process) or when another thread frees memory meanwhile.
+            resident_bytes=max(file_bytes, _resident_bytes() - before),
             load_ms=load_ms,
             warmup_ms=warmup_ms,
             input_names=[i.name for i in session.get_inputs()],
@@ -267,7 +272,7 @@ class SessionManager:
 
     def memory_bytes(self) -> int:
         """Resident memory the loaded sessions added when they were created (approximate:
-        measured as the process's growth around each load)."""
+        the process's growth around each load, at least each model's file size)."""
         return sum(m.resident_bytes for m in self.loaded())
 
     def unload(self, paths: Sequence[Path] | None = None) -> None:
