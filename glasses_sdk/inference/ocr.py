@@ -30,6 +30,15 @@ third, the recognizer almost all the rest, growing with the width of each line; 
 post-processing about 2 ms. Neither batching the recognizer (padding to the widest line
 cost more than the runs saved, even for lines of similar width) nor its INT8 variant
 (CER 12% on the scene photo against 0) pays; see ``glasses models bench``.
+
+The PP-LCNetV3 backbone of both v4 files, as exported by paddle2onnx, spends about a
+third of its time in element-wise operators, not in its convolutions: hard-swish comes
+as four of them (``Add``, ``Clip``, ``Mul``, ``Div``), and every "learnable affine
+block" as a scalar ``Mul`` and ``Add`` that onnxruntime does not fold (their constants
+are ``Constant`` nodes). :func:`fuse_affine_activations` rewrites such a graph into the
+same function with those folded: 1.33× faster recognizer and 1.21× detector at the same
+outputs (within 3e-6), ``TextReader.read`` of the 640×480 scene 1.28×. It runs at build
+time (it needs ``onnx``, the ``models`` extra), not when a reader loads.
 """
 
 from __future__ import annotations
@@ -45,7 +54,12 @@ import cv2
 import numpy as np
 from numpy.typing import NDArray
 
-from glasses_sdk._exceptions import InvalidConfigError, InvalidFrameError, ModelError
+from glasses_sdk._exceptions import (
+    InvalidConfigError,
+    InvalidFrameError,
+    MissingDependencyError,
+    ModelError,
+)
 from glasses_sdk.inference._registry import ModelRegistry, default_registry
 from glasses_sdk.inference._session import (
     LoadedModel,
@@ -61,6 +75,7 @@ __all__ = [
     "TextReader",
     "TextReaderOptions",
     "ctc_greedy_decode",
+    "fuse_affine_activations",
 ]
 
 _REC_HEIGHT = 48
@@ -194,6 +209,168 @@ def ctc_greedy_decode(probs: NDArray[np.float32], characters: list[str]) -> list
         text = "".join(characters[i] for i in seq[keep])
         out.append((text, float(p[keep].mean()) if keep.any() else 0.0))
     return out
+
+
+def fuse_affine_activations(source: Path, target: Path) -> dict[str, int]:
+    """Write ``source``'s ONNX graph to ``target`` with its affine blocks and hard-swish folded.
+
+    Three exact rewrites (the same function up to float rounding), each only where the
+    intermediate result has no other consumer:
+
+    - ``Conv → Mul(a) → Add(b)``, scalars ``a``, ``b``: into the convolution's weights
+      (``W·a``) and bias (``B·a + b``).
+    - ``Mul(a) → Add(b) → Conv`` with a 1×1 unpadded kernel: into the following
+      convolution (``W·a``, ``B + b·ΣW``); with padding the border would differ.
+    - ``Div(Mul(x, Clip(Add(x, 3), 0, 6)), 6)`` (hard-swish): ``Mul(x, HardSigmoid(x))``
+      with α = 1/6, β = 1/2, which onnxruntime runs as one kernel (``HardSwish`` itself
+      needs opset 14; these files are opset 12).
+
+    Returns how many of each were folded. Needs ``onnx`` (the ``models`` extra).
+    """
+    try:
+        import onnx
+        from onnx import helper, numpy_helper
+    except ImportError:
+        raise MissingDependencyError("onnx", "models") from None
+    try:
+        model = onnx.load(str(source))
+    except Exception as exc:  # onnx raises DecodeError and others for a bad file
+        raise ModelError(f"{source}: not an ONNX model ({exc})") from exc
+    graph = model.graph
+    initializers = {t.name: t for t in graph.initializer}
+    constants = {n.output[0]: n for n in graph.node if n.op_type == "Constant"}
+    producer = {out: n for n in graph.node for out in n.output}
+    consumers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    graph_outputs = {o.name for o in graph.output}
+
+    def value(name: str) -> NDArray[Any] | None:
+        if name in initializers:
+            return np.asarray(numpy_helper.to_array(initializers[name]))
+        if name in constants and constants[name].attribute[0].name == "value":
+            return np.asarray(numpy_helper.to_array(constants[name].attribute[0].t))
+        return None
+
+    def scalar(name: str) -> float | None:
+        v = value(name)
+        return float(v.reshape(-1)[0]) if v is not None and v.size == 1 else None
+
+    def only_use(name: str) -> Any | None:
+        uses = consumers.get(name, [])
+        return uses[0] if len(uses) == 1 and name not in graph_outputs else None
+
+    def feeds_only(name: str, node: Any) -> bool:
+        return only_use(name) is node
+
+    def other_input(node: Any, name: str) -> str:
+        return str(node.input[1] if node.input[0] == name else node.input[0])
+
+    def conv_params(conv: Any) -> tuple[NDArray[Any], NDArray[Any]] | None:
+        if len(conv.input) != 3 or any(only_use(n) is None for n in conv.input[1:]):
+            return None
+        w, b = value(conv.input[1]), value(conv.input[2])
+        return (w, b) if w is not None and b is not None else None
+
+    def store(name: str, array: NDArray[Any]) -> None:
+        tensor = numpy_helper.from_array(array.astype(np.float32), name)
+        if name in initializers:
+            initializers[name].CopyFrom(tensor)
+        else:
+            constants[name].attribute[0].t.CopyFrom(tensor)
+
+    removed: set[int] = set()
+    replaced: dict[int, list[Any]] = {}
+    counts = {"conv_affine": 0, "affine_conv": 0, "hard_swish": 0}
+    for mul in graph.node:
+        if mul.op_type != "Mul" or len(mul.input) != 2:
+            continue
+        const_side = [i for i, n in enumerate(mul.input) if value(n) is not None]
+        if len(const_side) != 1 or (a := scalar(mul.input[const_side[0]])) is None:
+            continue
+        x = str(mul.input[1 - const_side[0]])
+        add = only_use(mul.output[0])
+        if add is None or add.op_type != "Add" or id(add) in removed:
+            continue
+        b = scalar(other_input(add, mul.output[0]))
+        if b is None:
+            continue
+        conv = producer.get(x)
+        if conv is not None and conv.op_type == "Conv" and feeds_only(x, mul):
+            params = conv_params(conv)
+            if params is not None:
+                store(conv.input[1], params[0] * a)
+                store(conv.input[2], params[1] * a + b)
+                conv.output[0] = add.output[0]
+                removed |= {id(mul), id(add)}
+                counts["conv_affine"] += 1
+                continue
+        nxt = only_use(add.output[0])
+        if nxt is None or nxt.op_type != "Conv" or nxt.input[0] != add.output[0]:
+            continue
+        attrs = {at.name: helper.get_attribute_value(at) for at in nxt.attribute}
+        params = conv_params(nxt)
+        if (
+            params is None
+            or params[0].shape[2:] != (1, 1)
+            or any(attrs.get("pads", [0]))
+            or attrs.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        ):
+            continue
+        store(nxt.input[1], params[0] * a)
+        store(nxt.input[2], params[1] + b * params[0].sum(axis=(1, 2, 3)))
+        nxt.input[0] = x
+        removed |= {id(mul), id(add)}
+        counts["affine_conv"] += 1
+    for div in graph.node:
+        if div.op_type != "Div" or scalar(div.input[1]) != 6.0:
+            continue
+        product: Any = producer.get(div.input[0])
+        if product is None or product.op_type != "Mul" or not feeds_only(product.output[0], div):
+            continue
+        for x_name, clip_name in (product.input, reversed(product.input)):
+            clip: Any = producer.get(clip_name)
+            if clip is None or clip.op_type != "Clip" or len(clip.input) != 3:
+                continue
+            shift: Any = producer.get(clip.input[0])
+            if (
+                shift is None
+                or shift.op_type != "Add"
+                or x_name not in shift.input
+                or scalar(other_input(shift, x_name)) != 3.0
+                or scalar(clip.input[1]) != 0.0
+                or scalar(clip.input[2]) != 6.0
+                or not feeds_only(shift.output[0], clip)
+                or not feeds_only(clip.output[0], product)
+            ):
+                continue
+            output = str(div.output[0])
+            gate = f"{output}__hard_sigmoid"
+            replaced[id(div)] = [
+                helper.make_node("HardSigmoid", [x_name], [gate], name=gate, alpha=1 / 6, beta=0.5),
+                helper.make_node("Mul", [x_name, gate], [output], name=f"{gate}_mul"),
+            ]
+            removed |= {id(shift), id(clip), id(product)}
+            counts["hard_swish"] += 1
+            break
+    nodes = [
+        new
+        for node in graph.node
+        if id(node) not in removed
+        for new in replaced.get(id(node), [node])
+    ]
+    # Constants that only fed removed nodes go too (onnxruntime warns about each).
+    used = {name for node in nodes for name in node.input} | graph_outputs
+    nodes = [n for n in nodes if n.op_type != "Constant" or n.output[0] in used]
+    del graph.node[:]
+    graph.node.extend(nodes)
+    try:
+        onnx.checker.check_model(model)
+    except onnx.checker.ValidationError as exc:
+        raise ModelError(f"{source}: the folded graph is not valid ONNX ({exc})") from exc
+    onnx.save(model, str(target))
+    return counts
 
 
 def _mini_box(points: NDArray[Any]) -> tuple[NDArray[np.float32], float]:
