@@ -417,6 +417,37 @@ def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
     }
 
 
+def _fused_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+    """The default (fused) PP-OCR files against the files as shipped, on the same scene."""
+    from glasses_sdk import data
+    from glasses_sdk.inference import TextReader, TextReaderOptions
+    from tests.inference.test_ocr import PAGE_TEXT, character_error_rate
+
+    fused = TextReader(TextReaderOptions(det_variant="fused", rec_variant="fused"))
+    fp32 = TextReader(TextReaderOptions(det_variant="fp32", rec_variant="fp32"))
+    scene, _ = _scene()
+    page = data.load_photo("page")
+    kw: dict[str, Any] = (
+        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+    )
+    comparison = compare(
+        "ppocr fused vs fp32 (TextReader.read, scene)",
+        ("fused", lambda: fused.read(scene)),
+        [("fp32 as shipped", lambda: fp32.read(scene), 1.0)],
+        sample_ms=1.0,
+        **kw,
+    )
+    page_fused, page_fp32 = fused.read(page).text, fp32.read(page).text
+    return comparison, {
+        "speedup_vs_fp32": round(comparison.references[0].speedup, 3),
+        "page_cer": {
+            "fp32": round(character_error_rate(page_fp32, PAGE_TEXT), 4),
+            "fused": round(character_error_rate(page_fused, PAGE_TEXT), 4),
+        },
+        "same_text": page_fused == page_fp32,
+    }
+
+
 def _peak_memory_bytes() -> int:
     out = subprocess.run(
         [sys.executable, "-c", _MEMORY_SCRIPT], capture_output=True, text=True, check=True
@@ -440,11 +471,14 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
     comparisons.append(int8_comparison)
     ocr_int8_comparison, ocr_decision = _int8_ocr(quick)
     comparisons.append(ocr_int8_comparison)
+    fused_comparison, fused = _fused_ocr(quick)
+    comparisons.append(fused_comparison)
     document: dict[str, Any] = json.loads(to_json("models", comparisons))
     document["ocr_accuracy"] = ocr_accuracy
     document["vad_accuracy"] = _vad_accuracy()
     document["faces_cpu"] = _faces_cpu(quick)
     document["int8_decisions"] = [decision, ocr_decision]
+    document["ocr_fused"] = fused
     document["peak_rss_bytes_all_tasks"] = _peak_memory_bytes()
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")

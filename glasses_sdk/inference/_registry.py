@@ -27,13 +27,16 @@ __all__ = [
     "default_registry",
 ]
 
-Recipe = Literal["copy", "tflite2onnx", "torch-onnx", "quantize-static", "quantize-dynamic"]
+Recipe = Literal[
+    "copy", "tflite2onnx", "torch-onnx", "quantize-static", "quantize-dynamic", "fuse-activations"
+]
 RECIPES: tuple[str, ...] = (
     "copy",
     "tflite2onnx",
     "torch-onnx",
     "quantize-static",
     "quantize-dynamic",
+    "fuse-activations",
 )
 """The build recipes a variant can name."""
 

@@ -84,12 +84,21 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
     document = json.loads(result.stdout)
     jsonschema.validate(document, SCHEMA)
     cases = " ".join(r["case"] for r in document["results"])
-    for needle in ("vad", "1280x720", "640x480", "blazeface-short int8", "ppocr-rec int8"):
+    for needle in (
+        "vad",
+        "1280x720",
+        "640x480",
+        "blazeface-short int8",
+        "ppocr-rec int8",
+        "ppocr fused",
+    ):
         assert needle in cases, needle
     # A variant that is not both faster and within tolerance is never the default.
     for decision in document["int8_decisions"]:
         if not decision["keep_as_default"]:
-            assert decision["manifest_default"] == "fp32"
+            assert decision["manifest_default"] != decision["variant"]
+    # The fused PP-OCR files (the default) read exactly what the shipped files read.
+    assert document["ocr_fused"]["same_text"]
 
 
 def test_bench_env_reports_what_is_missing_without_installing(

@@ -10,7 +10,7 @@ import onnxruntime as ort
 import pytest
 
 from glasses_sdk._exceptions import ModelError
-from glasses_sdk.inference import ModelRegistry, SessionManager, TextReader
+from glasses_sdk.inference import ModelRegistry, SessionManager, TextReader, TextReaderOptions
 from glasses_sdk.inference.ocr import fuse_affine_activations
 from glasses_sdk.preprocess.image import crop_quad
 from tests.conftest import missing
@@ -32,7 +32,7 @@ def fused(registry: ModelRegistry, tmp_path_factory: pytest.TempPathFactory) -> 
     out = {}
     for name in ("ppocr-det", "ppocr-rec"):
         out[name] = folder / f"{name}.onnx"
-        counts = fuse_affine_activations(registry.path(name), out[name])
+        counts = fuse_affine_activations(registry.path(name, "fp32"), out[name])
         # Every hard-swish and every affine block after a convolution is folded.
         assert counts["hard_swish"] >= 24, counts
         assert counts["conv_affine"] == 28, counts
@@ -60,13 +60,13 @@ def test_the_folded_graphs_compute_the_same_outputs(
     resized = cv2.resize(crop, (width, 48)).astype(np.float32)
     rec_in[0, :, :, :width] = (resized / 127.5 - 1.0).transpose(2, 0, 1)
     for name, feed in (("ppocr-det", det_in), ("ppocr-rec", rec_in)):
-        original = _session(registry.path(name)).run(None, {"x": feed})[0]
+        original = _session(registry.path(name, "fp32")).run(None, {"x": feed})[0]
         folded = _session(fused[name]).run(None, {"x": feed})[0]
         assert folded.shape == original.shape
         np.testing.assert_allclose(folded, original, atol=1e-4, rtol=0)
         # Fewer nodes to run: the point of the rewrite.
         assert len(onnx.load(str(fused[name])).graph.node) < len(
-            onnx.load(str(registry.path(name))).graph.node
+            onnx.load(str(registry.path(name, "fp32"))).graph.node
         )
 
 
@@ -77,7 +77,9 @@ def test_a_reader_on_the_folded_files_reads_as_well(
         sessions=SessionManager(),
         model_paths=(fused["ppocr-det"], registry.path("ppocr-cls"), fused["ppocr-rec"]),
     )
-    reference = TextReader(sessions=SessionManager())
+    reference = TextReader(
+        TextReaderOptions(det_variant="fp32", rec_variant="fp32"), sessions=SessionManager()
+    )
     page = read_photo("page")
     result = reader.read(page)
     assert character_error_rate(result.text, PAGE_TEXT) < 0.10, result.text
