@@ -7,7 +7,9 @@ The public API is listed here once; everything else lives in private modules.
 (on-device models), :mod:`glasses_sdk.routing` (local-or-cloud decisions, the cloud
 client and its durable outbox), :mod:`glasses_sdk.assistant` (wake word to spoken
 answer), :mod:`glasses_sdk.cloud` (the fallback server, extra ``cloud``),
-:mod:`glasses_sdk.data` (real test data).
+:mod:`glasses_sdk.data` (real test data). Routing and the assistant are imported from
+their subpackages, not re-exported here: they load httpx and the models' code, which
+would add about half a second to every ``import glasses_sdk``.
 """
 
 from glasses_sdk._bridge_device import BridgeDevice, connect_bridge
@@ -40,7 +42,6 @@ from glasses_sdk._exceptions import (
     UnsupportedUriError,
     WakeWordTrainingError,
 )
-from glasses_sdk.assistant import Assistant, AssistantOptions, PrivacyOptions
 from glasses_sdk.capture._audio import FileAudioSource, MicrophoneSource
 from glasses_sdk.capture._base import (
     AudioChunk,
@@ -53,13 +54,10 @@ from glasses_sdk.capture._base import (
 from glasses_sdk.capture._camera import CameraSource, StillImageSource
 from glasses_sdk.capture._events import CaptureEvent
 from glasses_sdk.capture._watchdog import WatchdogOptions
-from glasses_sdk.routing import CloudClient, RoutingPolicy
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Assistant",
-    "AssistantOptions",
     "AudioChunk",
     "AudioSource",
     "BackendUnavailableError",
@@ -68,7 +66,6 @@ __all__ = [
     "CaptureError",
     "CaptureEvent",
     "ChecksumMismatchError",
-    "CloudClient",
     "CloudRequestError",
     "CloudUnavailableError",
     "DataNotFoundError",
@@ -95,8 +92,6 @@ __all__ = [
     "NoMicrophoneError",
     "OutboxFullError",
     "OverloadedError",
-    "PrivacyOptions",
-    "RoutingPolicy",
     "SourceClosedError",
     "StillImageSource",
     "StreamLostError",
