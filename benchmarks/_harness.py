@@ -197,14 +197,20 @@ def render_table(title: str, comparisons: Sequence[Comparison]) -> Any:
     return table
 
 
-def to_json(benchmark: str, comparisons: Sequence[Comparison]) -> str:
-    """One JSON document: environment, and per case our time and each reference's ratio."""
+def results_json(comparisons: Sequence[Comparison]) -> list[dict[str, Any]]:
+    """Each comparison as a plain dict, every reference with whether its goal was met."""
     results = []
     for comp in comparisons:
         item = asdict(comp)
         for ref_dict, ref in zip(item["references"], comp.references, strict=True):
             ref_dict["met"] = ref.met
         results.append(item)
+    return results
+
+
+def to_json(benchmark: str, comparisons: Sequence[Comparison]) -> str:
+    """One JSON document: environment, and per case our time and each reference's ratio."""
+    results = results_json(comparisons)
     return json.dumps(
         {"benchmark": benchmark, "environment": environment(), "results": results}, indent=2
     )

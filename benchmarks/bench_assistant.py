@@ -49,13 +49,20 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmarks._harness import Comparison, Reference, compare, environment, render_table
+from benchmarks._harness import (
+    Comparison,
+    Reference,
+    compare,
+    environment,
+    render_table,
+    results_json,
+)
 
 __all__ = ["main", "run"]
 
@@ -528,12 +535,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     env = environment()
     env["loadavg_before"] = [round(v, 2) for v in load_before]
     env["loadavg_after"] = [round(v, 2) for v in os.getloadavg()]
-    results = []
-    for comp in comparisons:
-        item = asdict(comp)
-        for ref_dict, ref in zip(item["references"], comp.references, strict=True):
-            ref_dict["met"] = ref.met
-        results.append(item)
+    results = results_json(comparisons)
     return {
         "benchmark": "assistant",
         "environment": env,

@@ -370,6 +370,10 @@ class Gateway:
             status = int(captured["status"])
             return status < 500 and status not in _NOT_STORED
 
+        def response() -> StoredResponse:
+            body = b"".join(captured["body"])
+            return StoredResponse(int(captured["status"]), captured["headers"], body)
+
         async def send_captured(message: Message) -> None:
             nonlocal committed
             if message["type"] == "http.response.start":
@@ -395,16 +399,7 @@ class Gateway:
                     held.append(message)
                     if message.get("more_body", False):
                         return
-                    await self._shared_store_call(
-                        store.finish,
-                        key.key_id,
-                        idem_key,
-                        StoredResponse(
-                            int(captured["status"]),
-                            captured["headers"],
-                            b"".join(captured["body"]),
-                        ),
-                    )
+                    await self._shared_store_call(store.finish, key.key_id, idem_key, response())
                     committed = True
                     captured["held"] = None
                     for pending in held:
@@ -430,11 +425,4 @@ class Gateway:
             await self._shared_store_call(store.release, key.key_id, idem_key)
             return
         # A streamed answer (server-sent events) went out as it came; it is stored now.
-        await self._shared_store_call(
-            store.finish,
-            key.key_id,
-            idem_key,
-            StoredResponse(
-                int(captured["status"]), captured["headers"], b"".join(captured["body"])
-            ),
-        )
+        await self._shared_store_call(store.finish, key.key_id, idem_key, response())
