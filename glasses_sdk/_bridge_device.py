@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from glasses_sdk._device import Device, DeviceState, LedState
-from glasses_sdk._exceptions import InvalidConfigError
+from glasses_sdk._exceptions import InvalidConfigError, LedUnavailableError
 from glasses_sdk.capture._base import VideoFrame
 from glasses_sdk.capture._bridge import BridgeAudioSource, BridgeVideoSource
 from glasses_sdk.capture._clock import ClockMapper
@@ -148,6 +148,8 @@ async def connect_bridge(
     Raises:
         InvalidConfigError: an unknown option.
         firmware_bridge.PairingRequiredError: no pairing with this TCP device.
+        LedUnavailableError: the device refuses to stream because its capture LED
+            cannot be shown.
         firmware_bridge.BridgeError: the link or the handshake failed.
     """
     from firmware_bridge._secure import PairingStore
@@ -168,9 +170,17 @@ async def connect_bridge(
                 f"{uri} offers no camera or microphone stream that was asked for"
             )
         if has_video:
-            await session.configure_camera(
-                width_px=width_px, height_px=height_px, fps=fps, jpeg_quality=jpeg_quality
-            )
+            from firmware_bridge import LedBlockedError
+
+            try:
+                await session.configure_camera(
+                    width_px=width_px, height_px=height_px, fps=fps, jpeg_quality=jpeg_quality
+                )
+            except LedBlockedError as exc:
+                # Translated at the SDK's boundary: apps catch GlassesError, and a device
+                # whose LED is covered must refuse the camera the same way whether that is
+                # found at connect time or later (LedUnavailableError either way).
+                raise LedUnavailableError(f"the device refused to stream: {exc}") from exc
         if has_audio:
             await session.configure_audio()
         name = hello.device_name if hello is not None and hello.device_name else uri
