@@ -72,25 +72,3 @@ def test_no_capture_while_the_led_cannot_be_shown(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "capture LED" in result.stderr and "refused" in result.stderr
     assert not list(out.glob("*.jpg"))
-
-
-def test_connecting_while_the_led_is_blocked_raises_the_sdk_error(tmp_path: Path) -> None:
-    """Found at connect time (the camera refused at once), the LED refusal is the SDK's
-    LedUnavailableError, not the bridge's own exception type."""
-    import asyncio
-
-    import glasses_sdk
-    from glasses_sdk import LedUnavailableError
-
-    assets = scenes(("data:photo:astronaut", "take a photo"))
-    blocked = (TimelineEvent(0.0, "led_blocked", True),)
-
-    async def connect(uri: str) -> None:
-        device = await glasses_sdk.connect_bridge(uri, insecure=True, audio=False)
-        await device.close()
-
-    with (
-        emulator(assets, tmp_path / "emulator", timeline=blocked) as uri,
-        pytest.raises(LedUnavailableError, match="capture LED"),
-    ):
-        asyncio.run(connect(uri.split("?")[0]))
