@@ -175,6 +175,8 @@ def _serve_cloud(data_dir: Path, port: int) -> None:
         data_dir=data_dir,
         backends=["transcription", "faces", "ocr"],
         required_backends=["transcription"],
+        # One user on loopback: a text-reading call may use both cores of this host.
+        ocr_threads=2,
     )
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning", access_log=False

@@ -71,6 +71,8 @@ def _cloud_server(data_dir: Path) -> Iterator[tuple[str, str]]:
         data_dir=data_dir,
         backends=["transcription", "faces", "ocr"],
         required_backends=["transcription"],
+        # One user on loopback: a text-reading call may use both cores of this host.
+        ocr_threads=2,
     )
     with KeyStore(settings.keys_db) as store:
         token, _ = store.create("glasses demo", ("inference",))

@@ -17,10 +17,12 @@ import importlib.util
 import inspect
 import logging
 import re
+import tempfile
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import replace
+from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -114,6 +116,12 @@ class _Services:
         with self._reader_lock:
             return self._text_reader().read(image)
 
+    def read_text_lines(self, image: NDArray[np.uint8]) -> Iterator[Any]:
+        # Holds the reader until exhausted or closed; advanced from worker threads one
+        # line at a time (a plain Lock may be released by another thread than its owner).
+        with self._reader_lock:
+            yield from self._text_reader().read_lines(image)
+
     def transcribe(self, audio: NDArray[np.float32], phrases: Sequence[str]) -> str:
         with self._sphinx_lock:
             if self._sphinx is None:
@@ -158,6 +166,10 @@ class _PhraseRecognizer:
     phrases the assistant can act on returns the phrase, or a prefix of it ("read"),
     which the fuzzy matcher then maps to the skill. Speech outside every phrase comes
     back empty or as a fragment that rarely clears the intent threshold.
+
+    The decoder loads no language model (the grammar replaces it) and a dictionary of
+    only the phrases' words, taken from pocketsphinx's own: its default set-up held
+    93 MB (the trigram model and 135,000 pronunciations), this one about 6 MB.
     """
 
     def __init__(self) -> None:
@@ -167,34 +179,52 @@ class _PhraseRecognizer:
             raise BackendUnavailableError(
                 "intent", "pocketsphinx is not installed: pip install 'glasses-sdk[cloud]'"
             ) from None
-        self._decoder: Any = pocketsphinx.Decoder(loglevel="FATAL")
+        self._pocketsphinx = pocketsphinx
+        self._dictionary = Path(pocketsphinx.get_model_path()) / "en-us" / "cmudict-en-us.dict"
+        self._decoder: Any = None
         self._key: tuple[str, ...] = ()
-        self._count = 0
+
+    def _pronunciations(self, vocabulary: set[str]) -> list[str]:
+        """The dictionary's lines (every pronunciation: ``read``, ``read(2)``) of the words
+        in ``vocabulary``."""
+        try:
+            text = self._dictionary.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise BackendUnavailableError(
+                "intent", f"pocketsphinx's dictionary {self._dictionary}: {exc}"
+            ) from None
+        lines = []
+        for line in text.splitlines():
+            head = line.split(" ", 1)[0]
+            if head.split("(", 1)[0] in vocabulary:
+                lines.append(line)
+        return lines
 
     def _activate(self, phrases: Sequence[str]) -> None:
-        decoder = self._decoder
-        usable = []
-        for phrase in sorted({" ".join(words(p)) for p in phrases}):
-            # A word the dictionary lacks would make the whole grammar fail to load.
-            if phrase and all(decoder.lookup_word(w) is not None for w in phrase.split()):
-                usable.append(phrase)
-        key = tuple(usable)
-        if key == self._key:
+        candidates = sorted({" ".join(words(p)) for p in phrases} - {""})
+        if tuple(candidates) == self._key and self._decoder is not None:
             return
+        entries = self._pronunciations({w for p in candidates for w in p.split()})
+        known = {line.split(" ", 1)[0] for line in entries}
+        # A word the dictionary lacks would make the whole grammar fail to load.
+        usable = [p for p in candidates if all(w in known for w in p.split())]
         if not usable:
             raise BackendUnavailableError(
                 "intent", "no skill phrase is made of words pocketsphinx knows"
             )
-        self._count += 1
-        name = f"skills{self._count}"
         grammar = (
             "#JSGF V1.0;\ngrammar skills;\npublic <command> = "
             + " | ".join(f"( {p} )" for p in usable)
             + ";\n"
         )
-        decoder.add_jsgf_string(name, grammar)
-        decoder.activate_search(name)
-        self._key = key
+        with tempfile.TemporaryDirectory(prefix="glasses-intent-") as folder:
+            dictionary = Path(folder) / "phrases.dict"
+            dictionary.write_text("\n".join(entries) + "\n", encoding="utf-8")
+            decoder = self._pocketsphinx.Decoder(loglevel="FATAL", lm=None, dict=str(dictionary))
+        decoder.add_jsgf_string("skills", grammar)
+        decoder.activate_search("skills")
+        self._decoder = decoder
+        self._key = tuple(candidates)
 
     def recognize(self, audio: NDArray[np.float32], phrases: Sequence[str]) -> str:
         from glasses_sdk.preprocess.audio import float32_to_int16
@@ -433,6 +463,22 @@ class Assistant:
             emit=self._emit,
             started_s=started_s,
         )
+        voice = _AnswerVoice(self, started_s, latency_ms) if self.options.speak else None
+        ctx.set_voice(None if voice is None else voice.say)
+        try:
+            return await self._answer_with(ctx, voice, text, started_s, latency_ms)
+        finally:
+            if voice is not None:
+                voice.cancel()
+
+    async def _answer_with(
+        self,
+        ctx: SkillContext,
+        voice: _AnswerVoice | None,
+        text: str | None,
+        started_s: float,
+        latency_ms: dict[str, float],
+    ) -> AnswerEvent:
         stage = time.perf_counter()
         with span("inference", task="intent"):
             transcript = text if text is not None else await self._transcribe(ctx)
@@ -455,9 +501,13 @@ class Assistant:
         for name, ms in ctx.latency_ms.items():
             latency_ms[name] = latency_ms.get(name, 0.0) + ms
         pcm = b""
-        if self.options.speak and result.text.strip():
+        if voice is not None:
+            voice.skill = skill
+            rest = voice.unsaid(result.text)
+            if rest.strip():
+                voice.say(rest)
             with span("speech", chars=len(result.text)):
-                pcm = await self._speak(result.text, skill, started_s, latency_ms)
+                pcm = await voice.finish()
         latency_ms["total"] = (monotonic_s() - started_s) * 1000.0
         answer = AnswerEvent(
             skill=skill,
@@ -474,42 +524,47 @@ class Assistant:
         return answer
 
     async def _speak(
-        self, text: str, skill: str, started_s: float, latency_ms: dict[str, float]
-    ) -> bytes:
+        self,
+        text: str,
+        skill: str,
+        started_s: float,
+        latency_ms: dict[str, float],
+        audio: list[bytes],
+    ) -> bool:
         """Synthesize and play ``text`` a sentence group at a time, so that the first
-        words play while the rest is synthesized; returns the whole answer's audio.
+        words play while the rest is synthesized; appends the audio to ``audio``.
+        Returns False when synthesis or the speaker failed (reported as an error event).
 
-        ``speech_synthesis`` is the time of the first part (what delays the first
-        sample), ``first_audio`` the time from the command's end to handing that part
-        to the speaker, ``playback`` the time the speaker took to accept the parts.
+        ``speech_synthesis`` is the time of the answer's first part (what delays the
+        first sample), ``first_audio`` the time from the command's end to handing that
+        part to the speaker, ``playback`` the time the speaker took to accept the parts.
         """
-        parts = _speech_parts(text[: self.options.max_answer_chars])
-        audio: list[bytes] = []
-        for index, part in enumerate(parts):
+        for part in _speech_parts(text):
+            first = "speech_synthesis" not in latency_ms
             stage = time.perf_counter()
             try:
                 pcm, _ = await asyncio.to_thread(synthesize, part, self.options.voice)
             except GlassesError as exc:
                 self._emit(ErrorEvent(f"speech synthesis failed: {exc}", skill))
-                break
+                return False
             spent = (time.perf_counter() - stage) * 1000.0
-            key = "speech_synthesis" if index == 0 else "speech_synthesis_rest"
+            key = "speech_synthesis" if first else "speech_synthesis_rest"
             latency_ms[key] = latency_ms.get(key, 0.0) + spent
             audio.append(pcm)
             if self.speaker is None:
                 continue
-            if index == 0:
+            if "first_audio" not in latency_ms:
                 latency_ms["first_audio"] = (monotonic_s() - started_s) * 1000.0
             stage = time.perf_counter()
             try:
                 await self.speaker.play(pcm, SPEECH_SAMPLE_RATE_HZ)
             except Exception as exc:
                 self._emit(ErrorEvent(f"the speaker failed: {exc}", skill))
-                break
+                return False
             finally:
                 spent = (time.perf_counter() - stage) * 1000.0
                 latency_ms["playback"] = latency_ms.get("playback", 0.0) + spent
-        return b"".join(audio)
+        return True
 
     async def _run_skill(self, skill: str, ctx: SkillContext) -> SkillResult:
         function = self._skills[skill]
@@ -766,6 +821,63 @@ class Assistant:
 _SENTENCE_END = re.compile(r"(?<=[.!?;:])\s+|\n+")
 _FIRST_PART_CHARS = 80
 _PART_CHARS = 400
+
+
+class _AnswerVoice:
+    """Speaks one command's answer in parts, in order, as they come: parts a skill says
+    early (:meth:`SkillContext.say`) and, when it returns, the rest of its answer.
+
+    Each part is spoken in a task chained after the previous part's, so a skill that
+    says a line goes on at once; :meth:`finish` waits for them all. After a failure
+    (synthesis or speaker, reported as an error event) nothing more is spoken.
+    """
+
+    def __init__(self, assistant: Assistant, started_s: float, latency_ms: dict[str, float]):
+        self._assistant = assistant
+        self._started_s = started_s
+        self._latency_ms = latency_ms
+        self._budget = assistant.options.max_answer_chars
+        self._said: list[str] = []
+        self._audio: list[bytes] = []
+        self._tail: asyncio.Task[bool] | None = None
+        self.skill = UNKNOWN_SKILL
+
+    def say(self, text: str) -> None:
+        """Queue ``text`` to be spoken after the parts before it."""
+        if not isinstance(text, str):
+            raise InvalidInputError(f"say: expected text, got {type(text).__name__}")
+        self._said.append(text)
+        part = text[: self._budget]
+        self._budget -= len(part)
+        if not part.strip():
+            return
+        self._tail = asyncio.get_running_loop().create_task(self._after(self._tail, part))
+
+    async def _after(self, previous: asyncio.Task[bool] | None, text: str) -> bool:
+        if previous is not None and not await previous:
+            return False
+        return await self._assistant._speak(
+            text, self.skill, self._started_s, self._latency_ms, self._audio
+        )
+
+    def unsaid(self, answer: str) -> str:
+        """What of ``answer`` was not said already: the rest after the said parts (joined
+        by newlines) when it begins with them, else all of it (another answer)."""
+        said = "\n".join(self._said)
+        if said and answer.startswith(said):
+            return answer[len(said) :]
+        return answer
+
+    async def finish(self) -> bytes:
+        """Wait until every queued part is spoken; the answer's audio (16-bit PCM)."""
+        if self._tail is not None:
+            await self._tail
+        return b"".join(self._audio)
+
+    def cancel(self) -> None:
+        """Stop speaking (the command failed or was cancelled)."""
+        if self._tail is not None and not self._tail.done():
+            self._tail.cancel()
 
 
 def _speech_parts(text: str) -> list[str]:

@@ -11,10 +11,11 @@ accepts nothing but a :class:`FilteredFrame`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import time
 import wave
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -135,6 +136,20 @@ class SkillContext:
         self._services = services
         self._emit = emit
         self._started_s = monotonic_s() if started_s is None else started_s
+        self._say: Callable[[str], None] | None = None
+
+    def set_voice(self, say: Callable[[str], None] | None) -> None:
+        """Where :meth:`say` sends parts (the assistant sets it; None: not speaking)."""
+        self._say = say
+
+    def say(self, text: str) -> None:
+        """Start speaking part of the answer now, while the skill goes on: a reader says
+        the first line while it reads the next. Parts are spoken in order. When the
+        skill returns, the assistant speaks what of its answer is left: an answer that
+        begins with the said parts (joined by newlines) goes on after them, any other
+        answer is spoken whole. Does nothing when the assistant does not speak."""
+        if self._say is not None:
+            self._say(text)
 
     def remaining_ms(self) -> float:
         """Milliseconds left of the command's deadline (at least 1)."""
@@ -237,6 +252,27 @@ class SkillContext:
         self.add_latency("inference", (time.perf_counter() - start) * 1000.0)
         return result
 
+    async def read_text_lines(self, frame: FilteredFrame) -> AsyncIterator[Any]:
+        """The :class:`~glasses_sdk.inference.TextLine` s of ``frame`` as each is read on
+        the device (detection first, then one recognizer run per line), in reading
+        order; the time spent is added to ``inference``."""
+        lines = self._services.read_text_lines(frame.image)
+        try:
+            while True:
+                start = time.perf_counter()
+                with span("inference", task="read_text_line"):
+                    line = await asyncio.to_thread(next, lines, None)
+                self.add_latency("inference", (time.perf_counter() - start) * 1000.0)
+                if line is None:
+                    return
+                yield line
+        finally:
+            # Closing releases the reader. Cancelled mid-line, the worker thread is still
+            # in next() ("generator already executing"): the generator is then closed,
+            # and the reader released, when that thread drops it.
+            with contextlib.suppress(ValueError):
+                await asyncio.to_thread(lines.close)
+
     async def cloud_post(
         self,
         path: str,
@@ -310,29 +346,43 @@ def _speakable(text: str) -> str:
 
 async def read_text(ctx: SkillContext) -> SkillResult:
     """Read the text in view: locally, or by the cloud when the local reading is not
-    confident enough or the page is too large for the local reader."""
+    confident enough or the page is too large for the local reader.
+
+    A page the device reads is spoken as it is read: each line whose confidence clears
+    the threshold is said at once, until one does not (the rest then waits for the
+    routing decision), so the first words come after one line's reading, not the
+    page's. A heavy page, which goes to the cloud, is not streamed.
+    """
     frame = await ctx.photo()
-    local = await ctx.read_text(frame)
-    lines = list(local.lines)
-    confidence = float(np.mean([line.score for line in lines])) if lines else 0.0
     heavy = max(frame.width, frame.height) > ctx.options.heavy_page_side_px
+    threshold = ctx.options.ocr_confidence_threshold
+    lines = []
+    streaming = not heavy
+    start = time.perf_counter()
+    async for line in ctx.read_text_lines(frame):
+        lines.append(line)
+        streaming = streaming and line.score >= threshold
+        if streaming:
+            ctx.say(line.text)
+    local_ms = (time.perf_counter() - start) * 1000.0
+    confidence = float(np.mean([line.score for line in lines])) if lines else 0.0
     decision = ctx.decide(
         "read_text",
         local_available=True,
         # The local reading is done: its latency is spent, whatever the route now.
         local_latency_ms=None,
         local_confidence=confidence,
-        confidence_threshold=ctx.options.ocr_confidence_threshold,
+        confidence_threshold=threshold,
         needs_cloud_model=heavy,
     )
     data: dict[str, Any] = {
         "lines": [line.to_json() for line in lines],
-        "local_latency_ms": round(float(local.latency_ms), 3),
+        "local_latency_ms": round(local_ms, 3),
         "local_confidence": round(confidence, 4),
         "faces": [list(b) for b in frame.faces],
     }
     source = decision.route
-    text = local.text
+    text = "\n".join(line.text for line in lines)
     if decision.route is Route.CLOUD:
         try:
             response = await ctx.cloud_post("/v1/vision/ocr", frame=frame)

@@ -325,23 +325,34 @@ class InferenceOcrBackend:
 
     name = "ppocr-v4"
 
-    def __init__(self, max_side_px: int = 1280) -> None:
-        """Load the three models once (raises :class:`BackendUnavailableError` if not built)."""
+    def __init__(self, max_side_px: int = 1280, threads: int = 1) -> None:
+        """Load the three models once (raises :class:`BackendUnavailableError` if not
+        built); ``threads`` is onnxruntime's intra-op threads of each call."""
         try:
-            from glasses_sdk.inference import TextReader, TextReaderOptions
+            from glasses_sdk.inference import (
+                SessionConfig,
+                SessionManager,
+                TextReader,
+                TextReaderOptions,
+            )
         except ImportError as exc:
             raise BackendUnavailableError("ocr", f"glasses_sdk.inference: {exc}") from None
         self._local = threading.local()
+        # One manager for this backend: the readers of every model thread share its
+        # sessions, which run concurrent calls safely.
+        sessions = SessionManager(SessionConfig(intra_op_threads=threads))
         failures = []
         for model_set in ("v5", "v4"):
             options = TextReaderOptions(model_set=model_set, max_side_px=max_side_px)
             try:
-                self._local.reader = TextReader(options)
+                self._local.reader = TextReader(options, sessions=sessions)
             except GlassesError as exc:
                 failures.append(f"{model_set}: {exc}")
                 continue
             self.name = f"ppocr-{model_set}"
-            self._factory: Callable[[], Any] = functools.partial(TextReader, options)
+            self._factory: Callable[[], Any] = functools.partial(
+                TextReader, options, sessions=sessions
+            )
             return
         raise BackendUnavailableError("ocr", "; ".join(failures))
 
@@ -403,7 +414,7 @@ class InferenceEmbeddingBackend:
 BACKEND_LOADERS: dict[str, Callable[[CloudSettings], object]] = {
     "transcription": lambda s: PocketsphinxTranscriber(max_decoders=s.model_threads),
     "faces": lambda s: InferenceFaceBackend(s.faces_model),
-    "ocr": lambda s: InferenceOcrBackend(s.ocr_max_side_px),
+    "ocr": lambda s: InferenceOcrBackend(s.ocr_max_side_px, s.ocr_threads),
     "embeddings": lambda s: InferenceEmbeddingBackend(),
 }
 """How each backend is loaded by default; replace an entry to plug in another one."""

@@ -109,6 +109,61 @@ def test_skill_registration_is_checked() -> None:
         Assistant(object())  # type: ignore[arg-type]
 
 
+class _SignallingSpeaker(RecordingSpeaker):
+    """A recording speaker that sets an event when it is given its first clip."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.first = asyncio.Event()
+
+    async def play(self, pcm16: bytes, sample_rate_hz: int) -> None:
+        await super().play(pcm16, sample_rate_hz)
+        self.first.set()
+
+
+def test_say_speaks_part_of_the_answer_while_the_skill_goes_on() -> None:
+    need_binary("espeak-ng")
+    from glasses_sdk._device import FakeDevice
+    from glasses_sdk.assistant import synthesize
+    from glasses_sdk.capture import FakeAudioSource
+
+    async def scenario() -> tuple[list[AnswerEvent], _SignallingSpeaker]:
+        speaker = _SignallingSpeaker()
+        device = FakeDevice(name="fake", audio=FakeAudioSource(np.zeros(16, np.float32)))
+        assistant = Assistant(device, speaker=speaker)
+
+        @assistant.skill("count", phrases=("count to three",))
+        async def count(ctx: SkillContext) -> str:
+            ctx.say("One.")
+            # Returns only once the first part has reached the speaker: a say() that
+            # waited for the skill's answer would time out here.
+            await asyncio.wait_for(speaker.first.wait(), 30)
+            ctx.say("Two.")
+            return "One.\nTwo.\nThree."
+
+        @assistant.skill("change", phrases=("change your mind",))
+        async def change(ctx: SkillContext) -> str:
+            ctx.say("Maybe.")
+            return "No."
+
+        answers = [
+            await assistant.handle_command(text="count to three"),
+            await assistant.handle_command(text="change your mind"),
+        ]
+        return answers, speaker
+
+    answers, speaker = asyncio.run(scenario())
+    counted, changed = answers
+    assert counted.text == "One.\nTwo.\nThree."
+    # Each part once, in order: the said parts, then only what the answer added.
+    clips = [synthesize(t, "en-us")[0] for t in ("One.", "Two.", "Three.", "Maybe.", "No.")]
+    assert [p.pcm16 for p in speaker.played] == clips
+    assert counted.audio_pcm16 == b"".join(clips[:3])
+    # An answer that does not begin with what was said is spoken whole.
+    assert changed.text == "No." and changed.audio_pcm16 == b"".join(clips[3:])
+    assert counted.latency_ms["first_audio"] <= counted.latency_ms["total"]
+
+
 def test_unknown_intent_and_failing_skills_are_spoken(tmp_path: Path) -> None:
     need_binary("espeak-ng")
 

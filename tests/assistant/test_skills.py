@@ -155,14 +155,20 @@ def test_read_text_locally_then_by_the_cloud_when_confidence_is_low(
 ) -> None:
     need_binary("espeak-ng")
     sure = AssistantOptions(ocr_confidence_threshold=0.0)
-    answers, errors, _, _ = asyncio.run(
+    answers, errors, speaker, _ = asyncio.run(
         _ask(tmp_path / "a", "page", ["read the text"], cloud=cloud_server.client(), options=sure)
     )
     local = answers[0]
     assert errors == [] and local.source is Route.LOCAL and _page_words(local.text) >= 3
     assert local.decision is not None and local.decision.route is Route.LOCAL
     assert "network" not in local.latency_ms and local.latency_ms["inference"] > 0
-    assert local.data["lines"] and all("polygon" in line for line in local.data["lines"])
+    lines = local.data["lines"]
+    assert lines and all("polygon" in line for line in lines)
+    # Every line cleared the threshold, so each was spoken as it was read: one clip at
+    # least per line, each once, and together the answer's audio.
+    assert local.text == "\n".join(line["text"] for line in lines)
+    assert len(speaker.played) >= len(lines)
+    assert b"".join(p.pcm16 for p in speaker.played) == local.audio_pcm16
 
     # No local reading reaches a confidence of 1.0: the policy sends it to the cloud.
     strict = AssistantOptions(ocr_confidence_threshold=1.0)
