@@ -3,7 +3,8 @@
 :func:`synthesize` runs ``espeak-ng --stdout`` (about 100x faster than real time here)
 with the text on stdin (so text starting with ``-`` is never read as an option),
 parses its WAV (espeak-ng streams it with bogus size fields) and resamples 22,050 Hz to
-16 kHz with the preprocessing core. A :class:`Speaker` plays PCM16 mono:
+16 kHz with the preprocessing core, both in :mod:`glasses_sdk._espeak`, which the
+wake-word trainer shares. A :class:`Speaker` plays PCM16 mono:
 :class:`BridgeSpeaker` on the glasses, :class:`SoundDeviceSpeaker` on this computer,
 :class:`RecordingSpeaker` in memory (it ships for tests and reports).
 """
@@ -13,14 +14,13 @@ from __future__ import annotations
 import asyncio
 import re
 import shutil
-import struct
 import subprocess
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
-from numpy.typing import NDArray
 
+from glasses_sdk._espeak import SAMPLE_RATE_HZ, parse_wav, resample_to_16k
 from glasses_sdk._exceptions import (
     BackendUnavailableError,
     InvalidAudioError,
@@ -38,37 +38,13 @@ __all__ = [
     "synthesize",
 ]
 
-SPEECH_SAMPLE_RATE_HZ = 16_000
+SPEECH_SAMPLE_RATE_HZ = SAMPLE_RATE_HZ
 """The rate of every synthesized answer (the device speaker's native rate)."""
 MAX_TEXT_CHARS = 2000
 """The longest text :func:`synthesize` accepts (about two minutes of speech)."""
 
 _VOICE = re.compile(r"^[A-Za-z0-9_+\-]{1,40}$")
 _TIMEOUT_S = 30.0
-
-
-def _parse_wav(data: bytes) -> tuple[NDArray[np.int16], int]:
-    """Mono samples and rate of espeak-ng's 16-bit WAV (its size fields may be 0x7fffffff)."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise BackendUnavailableError("speech synthesis", "espeak-ng did not write a WAV file")
-    pos, rate, channels, bits = 12, 0, 1, 16
-    while pos + 8 <= len(data):
-        tag, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = pos + 8
-        if tag == b"fmt ":
-            _, channels, rate = struct.unpack_from("<HHI", data, body)
-            bits = struct.unpack_from("<H", data, body + 14)[0]
-        elif tag == b"data":
-            if bits != 16 or channels < 1:
-                raise BackendUnavailableError(
-                    "speech synthesis", f"espeak-ng wrote {bits}-bit {channels}-channel audio"
-                )
-            end = min(body + size, len(data))
-            end -= (end - body) % (2 * channels)
-            pcm = np.frombuffer(data[body:end], dtype="<i2").astype(np.int16)
-            return pcm.reshape(-1, channels)[:, 0].copy(), rate
-        pos = body + size + (size & 1)
-    raise BackendUnavailableError("speech synthesis", "espeak-ng's WAV has no data chunk")
 
 
 def synthesize(
@@ -81,7 +57,7 @@ def synthesize(
         InvalidConfigError: a voice name that is not an espeak-ng voice name.
         BackendUnavailableError: espeak-ng is not installed, or failed.
     """
-    from glasses_sdk.preprocess.audio import float32_to_int16, int16_to_float32, resample
+    from glasses_sdk.preprocess.audio import float32_to_int16
 
     if not isinstance(text, str) or not text.strip():
         raise InvalidInputError("text: expected a non-empty string to speak")
@@ -111,10 +87,14 @@ def synthesize(
         raise BackendUnavailableError(
             "speech synthesis", f"espeak-ng took more than {_TIMEOUT_S:g} s"
         ) from None
-    pcm, rate = _parse_wav(done.stdout)
-    if rate != SPEECH_SAMPLE_RATE_HZ:
-        pcm = float32_to_int16(resample(int16_to_float32(pcm), rate, SPEECH_SAMPLE_RATE_HZ))
-    return pcm.astype("<i2").tobytes(), SPEECH_SAMPLE_RATE_HZ
+    try:
+        pcm, rate = parse_wav(done.stdout)
+    except InvalidAudioError as exc:
+        raise BackendUnavailableError(
+            "speech synthesis", f"espeak-ng's output cannot be read: {exc}"
+        ) from None
+    pcm16 = float32_to_int16(resample_to_16k(pcm, rate))
+    return pcm16.astype("<i2").tobytes(), SPEECH_SAMPLE_RATE_HZ
 
 
 def _check_pcm(pcm16: bytes, sample_rate_hz: int) -> None:

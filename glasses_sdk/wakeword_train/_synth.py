@@ -1,14 +1,14 @@
 """Speech synthesis for wake-word data: espeak-ng (training and held-out), flite, festival.
 
 Each synthesizer runs as a subprocess and its WAV comes back as mono float32 at 16 kHz.
-espeak-ng writes 22,050 Hz to stdout with a streaming header (sizes 0x7fffffff), so the
-header is parsed by hand rather than with :mod:`wave`. flite and festival write files.
+espeak-ng writes 22,050 Hz to stdout with a streaming header (sizes near 0x7fffffff), so the
+header is parsed by hand rather than with :mod:`wave`, in :mod:`glasses_sdk._espeak`
+(shared with the assistant's speech). flite and festival write files.
 """
 
 from __future__ import annotations
 
 import shutil
-import struct
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -18,8 +18,9 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from glasses_sdk._exceptions import WakeWordTrainingError
-from glasses_sdk.preprocess.audio import SUPPORTED_SAMPLE_RATES_HZ, int16_to_float32, resample
+from glasses_sdk._espeak import SAMPLE_RATE_HZ, parse_wav, resample_to_16k
+from glasses_sdk._exceptions import InvalidAudioError, WakeWordTrainingError
+from glasses_sdk.preprocess.audio import SUPPORTED_SAMPLE_RATES_HZ
 
 __all__ = [
     "ESPEAK_ACCENTS",
@@ -31,7 +32,6 @@ __all__ = [
     "synthesize",
 ]
 
-SAMPLE_RATE_HZ = 16000
 
 # espeak-ng's English voices (the gmw ones; the mbrola ones need packages Debian lacks)
 # are accents; its variants are speakers (pitch, formants, breathiness). Every accent is
@@ -96,34 +96,15 @@ def festival_voices() -> list[str]:
     return list(_FESTIVAL_VOICES) if shutil.which("text2wave") else []
 
 
-def _parse_wav(data: bytes) -> tuple[NDArray[np.int16], int]:
-    """Samples and rate of a 16-bit mono PCM WAV whose size fields may be bogus."""
-    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-        raise WakeWordTrainingError("synthesizer output is not a WAV file")
-    pos, rate, channels = 12, 0, 1
-    while pos + 8 <= len(data):
-        tag, size = data[pos : pos + 4], struct.unpack_from("<I", data, pos + 4)[0]
-        body = pos + 8
-        if tag == b"fmt ":
-            _, channels, rate = struct.unpack_from("<HHI", data, body)
-        elif tag == b"data":
-            end = min(body + size, len(data))
-            end -= (end - body) % (2 * channels)
-            pcm = np.frombuffer(data[body:end], dtype="<i2").astype(np.int16)
-            if channels > 1:
-                pcm = pcm.reshape(-1, channels)[:, 0].copy()
-            return pcm, rate
-        pos = body + size + (size & 1)
-    raise WakeWordTrainingError("synthesizer output has no data chunk")
-
-
-def _to_16k(pcm: NDArray[np.int16], rate_hz: int) -> NDArray[np.float32]:
-    x = int16_to_float32(pcm)
-    if rate_hz == SAMPLE_RATE_HZ:
-        return x
+def _read_wav(data: bytes) -> NDArray[np.float32]:
+    """A synthesizer's WAV as mono float32 at 16 kHz."""
+    try:
+        pcm, rate_hz = parse_wav(data)
+    except InvalidAudioError as exc:
+        raise WakeWordTrainingError(f"synthesizer output cannot be read: {exc}") from None
     if rate_hz not in SUPPORTED_SAMPLE_RATES_HZ:
         raise WakeWordTrainingError(f"synthesizer wrote an unsupported rate of {rate_hz} Hz")
-    return resample(x, rate_hz, SAMPLE_RATE_HZ)
+    return resample_to_16k(pcm, rate_hz)
 
 
 def _run(cmd: Sequence[str], *, stdin: bytes | None = None) -> bytes:
@@ -151,7 +132,7 @@ def synthesize(text: str, voice: Voice) -> NDArray[np.float32]:
                 "--stdout", text,
             ]
         )  # fmt: skip
-        pcm, rate = _parse_wav(out)
+        samples = _read_wav(out)
     else:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "out.wav"
@@ -168,8 +149,8 @@ def synthesize(text: str, voice: Voice) -> NDArray[np.float32]:
                      stdin=text.encode())  # fmt: skip
             else:
                 raise WakeWordTrainingError(f"unknown synthesizer {voice.engine!r}")
-            pcm, rate = _parse_wav(path.read_bytes())
-    return _trim(_to_16k(pcm, rate))
+            samples = _read_wav(path.read_bytes())
+    return _trim(samples)
 
 
 def _trim(x: NDArray[np.float32], floor: float = 0.01) -> NDArray[np.float32]:
