@@ -30,6 +30,10 @@ __all__ = [
 Recipe = Literal[
     "copy", "tflite2onnx", "torch-onnx", "quantize-static", "quantize-dynamic", "fuse-activations"
 ]
+RECIPE_REVISIONS: dict[str, int] = {"fuse-activations": 2}
+"""Recipes whose code has changed since their first outputs, by revision: part of the
+build stamp, so that ``glasses models build`` rebuilds what an older revision wrote."""
+
 RECIPES: tuple[str, ...] = (
     "copy",
     "tflite2onnx",
@@ -64,12 +68,16 @@ class VariantSpec:
 
     def recipe_key(self) -> dict[str, Any]:
         """What the build depends on besides the source file (stored beside the output)."""
-        return {
+        key: dict[str, Any] = {
             "recipe": self.recipe,
             "from": self.source_variant,
             "calibration": self.calibration,
             "per_channel": self.per_channel,
         }
+        if self.recipe in RECIPE_REVISIONS:
+            # The rewrite's code changed: outputs built by an older one are rebuilt.
+            key["recipe_revision"] = RECIPE_REVISIONS[self.recipe]
+        return key
 
 
 @dataclass(frozen=True)

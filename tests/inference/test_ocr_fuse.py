@@ -37,6 +37,22 @@ def fused(registry: ModelRegistry, tmp_path_factory: pytest.TempPathFactory) -> 
         assert counts["hard_swish"] >= 24, counts
         assert counts["conv_affine"] == 28, counts
         assert counts["affine_conv"] >= 10, counts
+        # The affine blocks left (before padded depthwise convolutions) become 1x1
+        # depthwise convolutions: no element-wise Mul or Add of scalars is left.
+        assert counts["affine_depthwise"] >= 10, counts
+        graph = onnx.load(str(out[name])).graph
+        scalars = {t.name for t in graph.initializer if int(np.prod(t.dims)) == 1} | {
+            n.output[0]
+            for n in graph.node
+            if n.op_type == "Constant" and int(np.prod(n.attribute[0].t.dims)) == 1
+        }
+        adds = {n.input[0]: n for n in graph.node if n.op_type == "Add" and set(n.input) & scalars}
+        affine = [
+            n.name
+            for n in graph.node
+            if n.op_type == "Mul" and set(n.input) & scalars and n.output[0] in adds
+        ]
+        assert affine == [], affine
     return out
 
 
