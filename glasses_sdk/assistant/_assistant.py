@@ -840,6 +840,7 @@ class _AnswerVoice:
         self._said: list[str] = []
         self._audio: list[bytes] = []
         self._tail: asyncio.Task[bool] | None = None
+        self._tasks: list[asyncio.Task[bool]] = []
         self.skill = UNKNOWN_SKILL
 
     def say(self, text: str) -> None:
@@ -852,6 +853,7 @@ class _AnswerVoice:
         if not part.strip():
             return
         self._tail = asyncio.get_running_loop().create_task(self._after(self._tail, part))
+        self._tasks.append(self._tail)
 
     async def _after(self, previous: asyncio.Task[bool] | None, text: str) -> bool:
         if previous is not None and not await previous:
@@ -875,9 +877,11 @@ class _AnswerVoice:
         return b"".join(self._audio)
 
     def cancel(self) -> None:
-        """Stop speaking (the command failed or was cancelled)."""
-        if self._tail is not None and not self._tail.done():
-            self._tail.cancel()
+        """Stop speaking (the command failed or was cancelled): every part not yet
+        spoken, not only the last one queued."""
+        for task in self._tasks:
+            if not task.done():
+                task.cancel()
 
 
 def _speech_parts(text: str) -> list[str]:

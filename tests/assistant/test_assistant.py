@@ -164,6 +164,55 @@ def test_say_speaks_part_of_the_answer_while_the_skill_goes_on() -> None:
     assert counted.latency_ms["first_audio"] <= counted.latency_ms["total"]
 
 
+def test_a_cancelled_command_stops_every_part_it_had_queued() -> None:
+    need_binary("espeak-ng")
+    from glasses_sdk._device import FakeDevice
+    from glasses_sdk.capture import FakeAudioSource
+
+    class HeldSpeaker(RecordingSpeaker):
+        """Takes a clip, then holds the caller until released (a long clip playing)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.playing = asyncio.Event()
+            self.release = asyncio.Event()
+
+        async def play(self, pcm16: bytes, sample_rate_hz: int) -> None:
+            await super().play(pcm16, sample_rate_hz)
+            self.playing.set()
+            await self.release.wait()
+
+    async def scenario() -> HeldSpeaker:
+        speaker = HeldSpeaker()
+        device = FakeDevice(name="fake", audio=FakeAudioSource(np.zeros(16, np.float32)))
+        assistant = Assistant(device, speaker=speaker)
+
+        @assistant.skill("recite", phrases=("recite the list",))
+        async def recite(ctx: SkillContext) -> str:
+            # Two sentences: spoken as two clips, the second after the first has played.
+            ctx.say(
+                "The first item on the list is bread. "
+                "The second item, after it, is a bag of apples from the market."
+            )
+            ctx.say("The third item is milk.")
+            await asyncio.Event().wait()  # until cancelled
+            return "unreachable"
+
+        command = asyncio.create_task(assistant.handle_command(text="recite the list"))
+        await asyncio.wait_for(speaker.playing.wait(), 30)
+        command.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await command
+        speaker.release.set()
+        for _ in range(20):  # let any part that survived the cancellation run
+            await asyncio.sleep(0.01)
+        return speaker
+
+    speaker = asyncio.run(scenario())
+    # Only the clip that was playing: neither the rest of that part nor the next one.
+    assert len(speaker.played) == 1
+
+
 def test_unknown_intent_and_failing_skills_are_spoken(tmp_path: Path) -> None:
     need_binary("espeak-ng")
 
