@@ -7,6 +7,7 @@ import math
 import shutil
 import struct
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -155,12 +156,17 @@ def _fake_espeak(monkeypatch: pytest.MonkeyPatch, stdout: bytes) -> None:
     ],
 )
 def test_the_assistant_says_speech_synthesis_is_unavailable(
-    monkeypatch: pytest.MonkeyPatch, stdout: bytes, reason: str
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stdout: bytes, reason: str
 ) -> None:
     from glasses_sdk.assistant import _speech
 
-    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/espeak-ng")
-    _fake_espeak(monkeypatch, stdout)
+    # A stand-in espeak-ng (named as such): a script that reads the text and writes
+    # the given bytes, run as a real process like the real one.
+    (tmp_path / "output.bin").write_bytes(stdout)
+    script = tmp_path / "espeak-ng"
+    script.write_text(f"#!/bin/sh\ncat > /dev/null\ncat '{tmp_path / 'output.bin'}'\n")
+    script.chmod(0o755)
+    monkeypatch.setattr(shutil, "which", lambda name: str(script))
     with pytest.raises(BackendUnavailableError, match="espeak-ng's output cannot be read") as e:
         _speech.synthesize("hello")
     assert e.value.backend == "speech synthesis"

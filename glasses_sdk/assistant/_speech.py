@@ -12,9 +12,12 @@ wake-word trainer shares. A :class:`Speaker` plays PCM16 mono:
 from __future__ import annotations
 
 import asyncio
+import atexit
+import contextlib
 import re
 import shutil
 import subprocess
+import threading
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -72,29 +75,94 @@ def synthesize(
         raise BackendUnavailableError(
             "speech synthesis", "espeak-ng is not installed (Debian: apt-get install espeak-ng)"
         )
+    command = (exe, "-v", voice, "-s", str(int(speed_wpm)), "--stdout")
+    process = _WARM.take(command)
     try:
-        done = subprocess.run(
-            [exe, "-v", voice, "-s", str(int(speed_wpm)), "--stdout"],
-            input=text.encode("utf-8"),
-            capture_output=True,
-            check=True,
-            timeout=_TIMEOUT_S,
-        )
-    except subprocess.CalledProcessError as exc:
-        detail = exc.stderr.decode(errors="replace").strip()
-        raise BackendUnavailableError("speech synthesis", f"espeak-ng failed: {detail}") from None
+        out, err = process.communicate(text.encode("utf-8"), timeout=_TIMEOUT_S)
     except subprocess.TimeoutExpired:
+        _stop(process)
         raise BackendUnavailableError(
             "speech synthesis", f"espeak-ng took more than {_TIMEOUT_S:g} s"
         ) from None
+    finally:
+        _WARM.replenish(command)
+    if process.returncode != 0:
+        detail = err.decode(errors="replace").strip()
+        raise BackendUnavailableError("speech synthesis", f"espeak-ng failed: {detail}")
     try:
-        pcm, rate = parse_wav(done.stdout)
+        pcm, rate = parse_wav(out)
     except InvalidAudioError as exc:
         raise BackendUnavailableError(
             "speech synthesis", f"espeak-ng's output cannot be read: {exc}"
         ) from None
     pcm16 = float32_to_int16(resample_to_16k(pcm, rate))
     return pcm16.astype("<i2").tobytes(), SPEECH_SAMPLE_RATE_HZ
+
+
+class _WarmProcesses:
+    """espeak-ng processes started before they are needed, one per command line.
+
+    Starting espeak-ng (loading its voice) took about 11 of the 16 ms that a short
+    sentence cost; a process started ahead and waiting on stdin answers in about 5 ms.
+    :meth:`take` hands over the waiting process, :meth:`replenish` starts the next one
+    once the synthesis is done. A few command lines are kept (the newest ones); the
+    rest, and all of them at exit, are stopped.
+    A waiting process whose parent dies reads end-of-file and exits by itself.
+    """
+
+    _KEEP = 4
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: dict[tuple[str, ...], subprocess.Popen[bytes]] = {}
+        self._registered = False
+
+    @staticmethod
+    def _start(command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+
+    def take(self, command: tuple[str, ...]) -> subprocess.Popen[bytes]:
+        """A started espeak-ng running ``command``, waiting for its text on stdin: the
+        one started ahead when there is one, else a new one."""
+        with self._lock:
+            process = self._ready.pop(command, None)
+        if process is not None and process.poll() is None:
+            return process
+        if process is not None:
+            _stop(process)
+        return self._start(command)
+
+    def replenish(self, command: tuple[str, ...]) -> None:
+        """Start the process the next :meth:`take` of ``command`` gets (after this call's
+        synthesis, so that starting it never delays the answer)."""
+        with self._lock:
+            if command in self._ready:
+                return
+            if not self._registered:
+                atexit.register(self.close)
+                self._registered = True
+            with contextlib.suppress(OSError):  # the next call then starts its own
+                self._ready[command] = self._start(command)
+            while len(self._ready) > self._KEEP:
+                _stop(self._ready.pop(next(iter(self._ready))))
+
+    def close(self) -> None:
+        """Stop every waiting process."""
+        with self._lock:
+            ready, self._ready = self._ready, {}
+        for process in ready.values():
+            _stop(process)
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+    process.communicate()  # reaps it and closes its pipes
+
+
+_WARM = _WarmProcesses()
 
 
 def _check_pcm(pcm16: bytes, sample_rate_hz: int) -> None:

@@ -45,6 +45,47 @@ def test_synthesize_speaks_at_16_khz() -> None:
     assert len(dash) > 8000
 
 
+def test_synthesize_uses_a_process_started_ahead_and_survives_its_death() -> None:
+    need_binary("espeak-ng")
+    import shutil
+    import subprocess
+
+    from glasses_sdk._espeak import parse_wav, resample_to_16k
+    from glasses_sdk.assistant._speech import _WarmProcesses
+    from glasses_sdk.preprocess.audio import float32_to_int16
+
+    text = "Platform nine departs at ten forty-five."
+    cold = subprocess.run(
+        [shutil.which("espeak-ng") or "espeak-ng", "-v", "en-us", "-s", "170", "--stdout"],
+        input=text.encode(),
+        capture_output=True,
+        check=True,
+    ).stdout
+    first, _ = synthesize(text)
+    second, _ = synthesize(text)  # from the process the first call started
+    # Both are what a process started for the call gives.
+    pcm, rate = parse_wav(cold)
+    expected = float32_to_int16(resample_to_16k(pcm, rate)).astype("<i2").tobytes()
+    assert first == second == expected and len(first) > 16_000
+
+    pool = _WarmProcesses()
+    command = (shutil.which("espeak-ng") or "espeak-ng", "-v", "en-us", "--stdout")
+    pool.replenish(command)
+    waiting = pool._ready[command]
+    waiting.kill()  # a spare that died while waiting is replaced, not used
+    waiting.wait()
+    process = pool.take(command)
+    assert process is not waiting
+    out, _ = process.communicate(b"hello")
+    assert out[:4] == b"RIFF"
+    for name in ("en-us", "en-gb", "en-sc", "en-rp", "en-029"):
+        pool.replenish((*command[:2], name, command[3]))
+    assert len(pool._ready) == _WarmProcesses._KEEP  # the oldest were stopped
+    kept = list(pool._ready.values())
+    pool.close()
+    assert all(p.poll() is not None for p in kept) and pool._ready == {}
+
+
 def test_synthesize_rejects_bad_input_and_says_what_is_missing(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
