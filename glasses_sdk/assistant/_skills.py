@@ -179,26 +179,48 @@ class SkillContext:
         """Ask the routing policy where ``task`` runs now; emits a ``DecisionEvent``."""
         from glasses_sdk.assistant._events import DecisionEvent
 
+        request = RouteRequest(
+            task,
+            self.remaining_ms(),
+            local_available,
+            local_latency_ms=local_latency_ms,
+            local_confidence=local_confidence,
+            confidence_threshold=confidence_threshold,
+            needs_cloud_model=needs_cloud_model,
+        )
+        decision = self.policy.decide(request, self._conditions())
+        self._emit(DecisionEvent(decision))
+        return decision
+
+    def preview(
+        self,
+        task: str,
+        *,
+        local_available: bool,
+        local_confidence: float | None = None,
+        confidence_threshold: float = 0.0,
+        needs_cloud_model: bool = False,
+    ) -> Decision:
+        """Where :meth:`decide` would send ``task`` now, without emitting or logging a
+        decision: to act early on the likely route (say a first line) before the real
+        decision."""
+        request = RouteRequest(
+            task,
+            self.remaining_ms(),
+            local_available,
+            local_confidence=local_confidence,
+            confidence_threshold=confidence_threshold,
+            needs_cloud_model=needs_cloud_model,
+        )
+        return self.policy.preview(request, self._conditions())
+
+    def _conditions(self) -> Conditions:
         cloud = self.cloud
-        conditions = Conditions.from_device(
+        return Conditions.from_device(
             self.device.state,
             cloud_available=cloud is not None and bool(cloud.available),
             link_rtt_ms=None,
         )
-        decision = self.policy.decide(
-            RouteRequest(
-                task,
-                self.remaining_ms(),
-                local_available,
-                local_latency_ms=local_latency_ms,
-                local_confidence=local_confidence,
-                confidence_threshold=confidence_threshold,
-                needs_cloud_model=needs_cloud_model,
-            ),
-            conditions,
-        )
-        self._emit(DecisionEvent(decision))
-        return decision
 
     async def photo(self) -> FilteredFrame:
         """A privacy-filtered photo: the device's own photo where it can take one
@@ -348,19 +370,30 @@ async def read_text(ctx: SkillContext) -> SkillResult:
     """Read the text in view: locally, or by the cloud when the local reading is not
     confident enough or the page is too large for the local reader.
 
-    A page the device reads is spoken as it is read: each line whose confidence clears
-    the threshold is said at once, until one does not (the rest then waits for the
-    routing decision), so the first words come after one line's reading, not the
-    page's. A heavy page, which goes to the cloud, is not streamed.
+    A page the device reads is spoken as it is read, so the first words come after one
+    line's reading, not the page's: when the policy would keep the first line on the
+    device (:meth:`SkillContext.preview`: confident enough, device not hot or low on
+    battery), each line whose confidence clears the threshold is said at once, until
+    one does not; the rest then waits for the routing decision. An answer the cloud
+    gives after that is spoken whole, the lines said before included.
     """
     frame = await ctx.photo()
     heavy = max(frame.width, frame.height) > ctx.options.heavy_page_side_px
     threshold = ctx.options.ocr_confidence_threshold
     lines = []
-    streaming = not heavy
+    streaming: bool | None = None  # decided at the first line
     start = time.perf_counter()
     async for line in ctx.read_text_lines(frame):
         lines.append(line)
+        if streaming is None:
+            likely = ctx.preview(
+                "read_text",
+                local_available=True,
+                local_confidence=line.score,
+                confidence_threshold=threshold,
+                needs_cloud_model=heavy,
+            )
+            streaming = likely.route is Route.LOCAL
         streaming = streaming and line.score >= threshold
         if streaming:
             ctx.say(line.text)

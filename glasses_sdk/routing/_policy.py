@@ -245,10 +245,17 @@ class RoutingPolicy:
             return Route.LOCAL_DEGRADED, [*against, *blockers]
         return Route.CLOUD, against
 
+    def preview(self, request: RouteRequest, conditions: Conditions) -> Decision:
+        """What :meth:`decide` would answer, without logging it or calling the listeners:
+        for a caller that acts early on a likely route (a reader that starts speaking
+        its first confident line) and makes the real decision when it has the facts."""
+        route, reasons = self._route(request, conditions)
+        return Decision(route, tuple(reasons), request.task, time.time())
+
     def decide(self, request: RouteRequest, conditions: Conditions) -> Decision:
         """Decide one request (pure; logs it and calls the listeners)."""
-        route, reasons = self._route(request, conditions)
-        decision = Decision(route, tuple(reasons), request.task, time.time())
+        decision = self.preview(request, conditions)
+        route, reasons = decision.route, decision.reasons
         logger.info("route %s for %s: %s", route.value, request.task, "; ".join(reasons))
         with self._lock:
             listeners = list(self._listeners)

@@ -27,7 +27,9 @@ from glasses_sdk.assistant import (
     PrivacyOptions,
     RecordingSpeaker,
     check_led,
+    synthesize,
 )
+from glasses_sdk.assistant._assistant import _speech_parts
 from glasses_sdk.routing import Route
 from tests.assistant.conftest import (
     CloudServer,
@@ -172,11 +174,39 @@ def test_read_text_locally_then_by_the_cloud_when_confidence_is_low(
 
     # No local reading reaches a confidence of 1.0: the policy sends it to the cloud.
     strict = AssistantOptions(ocr_confidence_threshold=1.0)
-    answers, errors, _, _ = asyncio.run(
+    answers, errors, speaker, _ = asyncio.run(
         _ask(tmp_path / "b", "page", ["read the text"], cloud=cloud_server.client(), options=strict)
     )
     cloud = answers[0]
     assert errors == [] and cloud.source is Route.CLOUD and _page_words(cloud.text) >= 3
+    # The policy would not keep the first line on the device, so no local line was said
+    # early: what was spoken is the cloud's answer, once.
+    spoken = [synthesize(part)[0] for part in _speech_parts(cloud.text[:600])]
+    assert [p.pcm16 for p in speaker.played] == spoken
+
+    # Confident lines on a device low on battery: the policy would send the reading to
+    # the cloud, so none is said early either.
+    async def low_battery(emulator: Any, device: Any) -> None:
+        emulator._apply("battery_percent", 8.0)
+        async with asyncio.timeout(10):
+            while (device.state.battery_percent or 100) > 10:
+                await asyncio.sleep(0.05)
+
+    answers, errors, speaker, _ = asyncio.run(
+        _ask(
+            tmp_path / "c",
+            "page",
+            ["read the text"],
+            cloud=cloud_server.client(),
+            options=sure,
+            before=low_battery,
+        )
+    )
+    saving = answers[0]
+    assert errors == [] and saving.source is Route.CLOUD, saving.decision
+    assert saving.decision is not None and "battery" in " ".join(saving.decision.reasons)
+    spoken = [synthesize(part)[0] for part in _speech_parts(saving.text[:600])]
+    assert [p.pcm16 for p in speaker.played] == spoken
     assert cloud.decision is not None and "confidence" in " ".join(cloud.decision.reasons)
     assert cloud.latency_ms["network"] >= 0 and cloud.latency_ms["server"] > 0
 

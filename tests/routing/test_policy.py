@@ -93,6 +93,27 @@ def test_listeners_and_log_see_every_decision(caplog: pytest.LogCaptureFixture) 
     assert seen == [first]
 
 
+def test_preview_answers_as_decide_would_without_logging_or_listeners(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    policy = RoutingPolicy()
+    seen: list[Decision] = []
+    policy.add_listener(seen.append)
+    with caplog.at_level(logging.INFO, logger="glasses_sdk.routing"):
+        for request, conditions in (
+            (req(), OK),
+            (req(local_confidence=0.4, confidence_threshold=0.7), OK),
+            (req(), Conditions(battery_percent=80, temperature_c=60.0)),
+            (req(local_confidence=0.4, confidence_threshold=0.7), DOWN),
+        ):
+            preview = policy.preview(request, conditions)
+            assert seen == [] and caplog.records == []
+            decision = policy.decide(request, conditions)
+            assert (preview.route, preview.reasons) == (decision.route, decision.reasons)
+            seen.clear()
+            caplog.clear()
+
+
 def test_conditions_from_device_state() -> None:
     state = DeviceState(battery_percent=15, charging=False, temperature_c=41, throttle_level=1)
     conditions = Conditions.from_device(state, cloud_available=True, link_rtt_ms=30)
