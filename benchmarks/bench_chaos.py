@@ -7,7 +7,7 @@ Run from a checkout: ``python -m benchmarks.bench_chaos [--requests N] [--seed S
 The real fallback server (``glasses cloud serve``, faces backend, its own data folder
 and an API key made with ``glasses cloud keys create``) runs as a subprocess on
 127.0.0.1. Between it and the client sits a seeded impaired TCP proxy
-(``tests/routing/impaired_proxy.py``: refused connections, delays, answers lost after
+(``benchmarks/_impaired_proxy.py``: refused connections, delays, answers lost after
 the server ran the request). ``requests`` durable ``POST /v1/vision/faces`` of a small
 real photo go through :class:`~glasses_sdk.routing.CloudClient` with an
 :class:`~glasses_sdk.routing.Outbox`, 8 at a time. The server is SIGKILLed at ``kills``
@@ -191,10 +191,10 @@ class _Server:
 async def _run(
     work_dir: Path, *, requests: int, kills: int, seed: int, impaired: bool
 ) -> ChaosResult:
+    from benchmarks._impaired_proxy import ImpairedProxy, Impairment
     from glasses_sdk._exceptions import GlassesError
     from glasses_sdk.cloud._idempotency import read_executions
     from glasses_sdk.routing import BreakerOptions, CloudClient, CloudClientOptions, Outbox
-    from tests.routing.impaired_proxy import ImpairedProxy, Impairment
 
     rng = random.Random(seed)
     server = _Server(work_dir / "server")
