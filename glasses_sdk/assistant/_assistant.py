@@ -490,6 +490,8 @@ class Assistant:
             else match_intent(transcript, self._phrases, self.options.intent_threshold)
         )
         skill = UNKNOWN_SKILL if match is None else match.skill
+        if voice is not None:
+            voice.skill = skill  # names the skill in errors of parts it says early
         result: SkillResult
         frame: FilteredFrame | None = None
         if match is None:
@@ -502,7 +504,6 @@ class Assistant:
             latency_ms[name] = latency_ms.get(name, 0.0) + ms
         pcm = b""
         if voice is not None:
-            voice.skill = skill
             rest = voice.unsaid(result.text)
             if rest.strip():
                 voice.say(rest)

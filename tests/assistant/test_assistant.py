@@ -213,6 +213,43 @@ def test_a_cancelled_command_stops_every_part_it_had_queued() -> None:
     assert len(speaker.played) == 1
 
 
+def test_a_part_said_early_that_cannot_be_synthesized_names_its_skill(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from glasses_sdk._device import FakeDevice
+    from glasses_sdk._exceptions import BackendUnavailableError
+    from glasses_sdk.assistant import _assistant
+    from glasses_sdk.capture import FakeAudioSource
+
+    def broken(text: str, voice: str = "en-us") -> tuple[bytes, int]:
+        raise BackendUnavailableError("speech synthesis", "espeak-ng failed: test")
+
+    monkeypatch.setattr(_assistant, "synthesize", broken)
+
+    async def scenario() -> tuple[AnswerEvent, list[ErrorEvent], RecordingSpeaker]:
+        speaker = RecordingSpeaker()
+        device = FakeDevice(name="fake", audio=FakeAudioSource(np.zeros(16, np.float32)))
+        assistant = Assistant(device, speaker=speaker)
+        errors: list[ErrorEvent] = []
+        assistant.on(ErrorEvent, errors.append)
+
+        @assistant.skill("greet", phrases=("say hello",))
+        async def greet(ctx: SkillContext) -> str:
+            ctx.say("Hello.")
+            await asyncio.sleep(0.05)  # the part fails while the skill goes on
+            return "Hello.\nHow are you?"
+
+        answer = await assistant.handle_command(text="say hello")
+        return answer, errors, speaker
+
+    answer, errors, speaker = asyncio.run(scenario())
+    # The answer still comes back as text; the failure is reported once, for its skill,
+    # and nothing after it is spoken.
+    assert answer.text == "Hello.\nHow are you?" and answer.audio_pcm16 == b""
+    assert [(e.skill, "speech synthesis failed" in e.error) for e in errors] == [("greet", True)]
+    assert speaker.played == []
+
+
 def test_unknown_intent_and_failing_skills_are_spoken(tmp_path: Path) -> None:
     need_binary("espeak-ng")
 
