@@ -840,8 +840,7 @@ class _AnswerVoice:
         self._budget = assistant.options.max_answer_chars
         self._said: list[str] = []
         self._audio: list[bytes] = []
-        self._tail: asyncio.Task[bool] | None = None
-        self._tasks: list[asyncio.Task[bool]] = []
+        self._tasks: list[asyncio.Task[bool]] = []  # one per part, in order
         self.skill = UNKNOWN_SKILL
 
     def say(self, text: str) -> None:
@@ -853,8 +852,8 @@ class _AnswerVoice:
         self._budget -= len(part)
         if not part.strip():
             return
-        self._tail = asyncio.get_running_loop().create_task(self._after(self._tail, part))
-        self._tasks.append(self._tail)
+        previous = self._tasks[-1] if self._tasks else None
+        self._tasks.append(asyncio.get_running_loop().create_task(self._after(previous, part)))
 
     async def _after(self, previous: asyncio.Task[bool] | None, text: str) -> bool:
         if previous is not None and not await previous:
@@ -873,8 +872,8 @@ class _AnswerVoice:
 
     async def finish(self) -> bytes:
         """Wait until every queued part is spoken; the answer's audio (16-bit PCM)."""
-        if self._tail is not None:
-            await self._tail
+        if self._tasks:
+            await self._tasks[-1]  # each part awaits the one before
         return b"".join(self._audio)
 
     def cancel(self) -> None:
