@@ -20,7 +20,7 @@ import argparse
 import json
 import subprocess
 import sys
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -316,9 +316,7 @@ def _ocr(quick: bool, install: bool) -> tuple[Comparison, dict[str, Any]]:
         references.append(("rapidocr RapidOCR", lambda: engine(scene), 1.0))
     else:
         accuracy["rapidocr"] = f"not run: {why}"
-    kw: dict[str, Any] = (
-        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
-    )
+    kw = _reader_compare_kw(quick)
     comparison = compare(
         "text reading 640x480 scene, 3 lines",
         ("TextReader.read", lambda: reader.read(scene)),
@@ -386,9 +384,7 @@ def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
             + character_error_rate(reader.read(scene).text, scene_text)
         ) / 2
 
-    kw: dict[str, Any] = (
-        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
-    )
+    kw = _reader_compare_kw(quick)
     comparison = compare(
         "ppocr-rec int8 vs fp32 (TextReader.read, scene)",
         ("int8", lambda: int8.read(scene)),
@@ -417,21 +413,31 @@ def _int8_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
     }
 
 
-def _fused_ocr(quick: bool) -> tuple[Comparison, dict[str, Any]]:
-    """The default (fused) PP-OCR files against the files as shipped, on the same scene."""
+def _reader_compare_kw(quick: bool) -> dict[str, Any]:
+    """Samples and rounds of a comparison of whole TextReader reads (~0.2 s each)."""
+    return {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
+
+
+def _fused_ocr(
+    quick: bool, model_set: Literal["v4", "v5"] = "v4"
+) -> tuple[Comparison, dict[str, Any]]:
+    """The default (fused) PP-OCR files of ``model_set`` against the files as shipped,
+    on the same scene."""
     from glasses_sdk import data
     from glasses_sdk.inference import TextReader, TextReaderOptions
     from tests.inference.test_ocr import PAGE_TEXT, character_error_rate
 
-    fused = TextReader(TextReaderOptions(det_variant="fused", rec_variant="fused"))
-    fp32 = TextReader(TextReaderOptions(det_variant="fp32", rec_variant="fp32"))
+    def reader(variant: str) -> Any:
+        options = TextReaderOptions(model_set=model_set, det_variant=variant, rec_variant=variant)
+        return TextReader(options)
+
+    fused, fp32 = reader("fused"), reader("fp32")
     scene, _ = _scene()
     page = data.load_photo("page")
-    kw: dict[str, Any] = (
-        {"samples": 3, "rounds": 1, "warmup": 1} if quick else {"samples": 8, "rounds": 2}
-    )
+    kw = _reader_compare_kw(quick)
+    name = "ppocr" if model_set == "v4" else f"ppocr {model_set}"
     comparison = compare(
-        "ppocr fused vs fp32 (TextReader.read, scene)",
+        f"{name} fused vs fp32 (TextReader.read, scene)",
         ("fused", lambda: fused.read(scene)),
         [("fp32 as shipped", lambda: fp32.read(scene), 1.0)],
         sample_ms=1.0,
@@ -473,12 +479,16 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
     comparisons.append(ocr_int8_comparison)
     fused_comparison, fused = _fused_ocr(quick)
     comparisons.append(fused_comparison)
+    # The cloud's heavier set (its default files are fused too).
+    fused_v5_comparison, fused_v5 = _fused_ocr(quick, "v5")
+    comparisons.append(fused_v5_comparison)
     document: dict[str, Any] = json.loads(to_json("models", comparisons))
     document["ocr_accuracy"] = ocr_accuracy
     document["vad_accuracy"] = _vad_accuracy()
     document["faces_cpu"] = _faces_cpu(quick)
     document["int8_decisions"] = [decision, ocr_decision]
     document["ocr_fused"] = fused
+    document["ocr_fused_v5"] = fused_v5
     document["peak_rss_bytes_all_tasks"] = _peak_memory_bytes()
     if as_json:
         sys.stdout.write(json.dumps(document, indent=2) + "\n")

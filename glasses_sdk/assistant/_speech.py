@@ -102,11 +102,13 @@ def synthesize(
 class _WarmProcesses:
     """espeak-ng processes started before they are needed, one per command line.
 
-    Starting espeak-ng (loading its voice) took about 11 of the 16 ms that a short
-    sentence cost; a process started ahead and waiting on stdin answers in about 5 ms.
+    Starting espeak-ng (loading its voice) is most of what a short sentence costs, and
+    the first sentence of an answer delays its first sample (``bench_assistant``'s
+    ``speech_synthesis`` stage); a process started ahead skips that wait.
     :meth:`take` hands over the waiting process, :meth:`replenish` starts the next one
-    once the synthesis is done. A few command lines are kept (the newest ones; a waiting
-    espeak-ng holds about 7.5 MB); the rest, and all of them at exit, are stopped.
+    once the synthesis is done. A few command lines are kept (the newest ones; each waiting
+    espeak-ng is a process of its own, with its own memory); the rest, and all of them
+    at exit, are stopped.
     A waiting process whose parent dies reads end-of-file and exits by itself.
     """
 

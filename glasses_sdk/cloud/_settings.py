@@ -138,8 +138,8 @@ class CloudSettings(BaseModel):
     ocr_threads: int = Field(1, ge=1, le=64)
     """onnxruntime threads inside one text-reading call. 1 suits a busy server (its
     ``model_threads`` calls already fill the cores); raise it where requests are few and
-    each answer's latency matters: a 1280x720 page of 44 lines read 1.3-1.4x faster on
-    two threads than on one here."""
+    each answer's latency matters (the demo's loopback server and ``bench_assistant``'s
+    use 2, which its ``describe_scene`` figures include)."""
     backends: tuple[BackendName, ...] = ("transcription", "faces", "ocr", "embeddings")
     """The backends to load at start-up."""
     required_backends: tuple[BackendName, ...] = ("transcription",)

@@ -229,8 +229,8 @@ def fuse_affine_activations(source: Path, target: Path) -> dict[str, int]:
       learnable affine after PP-LCNetV3's activations, before a padded depthwise
       convolution): a 1×1 depthwise ``Conv`` of weights ``a`` and bias ``b``. onnxruntime
       keeps a convolution in its blocked (NCHWc) layout, where an element-wise Mul and
-      Add made it convert the tensor out and back (8% of the detector's and the
-      recognizer's time here).
+      Add made it convert the tensor out and back (what the rewrites gain on a whole
+      read: ``benchmarks/bench_models.py``, fused vs fp32, for v4 and v5).
 
     Returns how many of each were folded. Needs ``onnx`` (the ``models`` extra).
     """

@@ -91,6 +91,7 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
         "blazeface-short int8",
         "ppocr-rec int8",
         "ppocr fused",
+        "ppocr v5 fused",
     ):
         assert needle in cases, needle
     # A variant that is not both faster and within tolerance is never the default.
@@ -98,7 +99,7 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
         if not decision["keep_as_default"]:
             assert decision["manifest_default"] != decision["variant"]
     # The fused PP-OCR files (the default) read exactly what the shipped files read.
-    assert document["ocr_fused"]["same_text"]
+    assert document["ocr_fused"]["same_text"] and document["ocr_fused_v5"]["same_text"]
 
 
 def test_bench_env_reports_what_is_missing_without_installing(
