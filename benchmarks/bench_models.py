@@ -95,6 +95,38 @@ def _vad(quick: bool) -> Comparison:
     )
 
 
+def _fused_vad(quick: bool) -> tuple[Comparison, dict[str, Any]]:
+    """The default (fused) silero file against the file as shipped: process() on the same
+    chunks of real speech, and their probabilities over the whole recording."""
+    import soundfile
+
+    from glasses_sdk import data
+    from glasses_sdk.inference import VadOptions, VoiceActivityDetector
+
+    samples, rate = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
+    chunks = [np.ascontiguousarray(samples[i : i + 512]) for i in range(0, 16000 * 4, 512)]
+    fused = VoiceActivityDetector(VadOptions(variant="fused"))
+    shipped = VoiceActivityDetector(VadOptions(variant="fp32"))
+    position = {"fused": 0, "fp32": 0}
+
+    def run(name: str, detector: Any) -> float:
+        i = position[name] = (position[name] + 1) % len(chunks)
+        return float(detector.process(chunks[i]))
+
+    comparison = compare(
+        "vad fused vs fp32 (process, 512 samples)",
+        ("fused", lambda: run("fused", fused)),
+        [("fp32 as shipped", lambda: run("fp32", shipped), 1.0)],
+        **_kw(quick),
+    )
+    a, b = fused.detect(samples, int(rate)), shipped.detect(samples, int(rate))
+    return comparison, {
+        "speedup_vs_fp32": round(comparison.references[0].speedup, 3),
+        "max_probability_difference": float(np.abs(a.probabilities - b.probabilities).max()),
+        "same_segments": a.segments == b.segments,
+    }
+
+
 def _vad_accuracy() -> dict[str, Any]:
     """Frame-level precision, recall and F1 of the speech segments against the energy
     reference of voiced time that the VAD tests use (32 ms frames), pooled over every
@@ -470,7 +502,8 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
     import cv2
 
     cv2.setNumThreads(1)
-    comparisons = [_vad(quick), _faces(quick)]
+    vad_fused_comparison, vad_fused = _fused_vad(quick)
+    comparisons = [_vad(quick), vad_fused_comparison, _faces(quick)]
     ocr_comparison, ocr_accuracy = _ocr(quick, install)
     comparisons.append(ocr_comparison)
     int8_comparison, decision = _int8_faces(quick)
@@ -487,6 +520,7 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
     document["vad_accuracy"] = _vad_accuracy()
     document["faces_cpu"] = _faces_cpu(quick)
     document["int8_decisions"] = [decision, ocr_decision]
+    document["vad_fused"] = vad_fused
     document["ocr_fused"] = fused
     document["ocr_fused_v5"] = fused_v5
     document["peak_rss_bytes_all_tasks"] = _peak_memory_bytes()
@@ -511,6 +545,7 @@ def run(*, as_json: bool = False, quick: bool = False, install: bool = True) -> 
         )
         console.print(f"text reading CER: {document['ocr_accuracy']}")
         console.print(f"voice activity: {document['vad_accuracy']}")
+        console.print(f"voice activity, fused vs shipped file: {document['vad_fused']}")
         console.print(
             f"peak resident memory, all tasks loaded and run once: "
             f"{document['peak_rss_bytes_all_tasks'] / 2**20:.0f} MiB"

@@ -526,6 +526,12 @@ def _build_variant(
             from glasses_sdk.inference.ocr import fuse_affine_activations
 
             fuse_affine_activations(input_path, staged)
+        elif variant.recipe == "fuse-vad":
+            # silero VAD as matrix products (see _vad_graph): checked against its
+            # source while building.
+            from glasses_sdk.inference._vad_graph import fuse_silero_vad
+
+            fuse_silero_vad(input_path, staged)
         else:
             _quantize(spec, variant, input_path, staged, work, registry=registry)
         if variant.recipe != "copy":

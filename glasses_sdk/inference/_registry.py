@@ -11,7 +11,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from glasses_sdk._exceptions import InvalidConfigError, ModelError, ModelNotBuiltError
 from glasses_sdk._paths import cache_dir, models_dir
@@ -28,20 +28,19 @@ __all__ = [
 ]
 
 Recipe = Literal[
-    "copy", "tflite2onnx", "torch-onnx", "quantize-static", "quantize-dynamic", "fuse-activations"
-]
-RECIPE_REVISIONS: dict[str, int] = {"fuse-activations": 2}
-"""Recipes whose code has changed since their first outputs, by revision: part of the
-build stamp, so that ``glasses models build`` rebuilds what an older revision wrote."""
-
-RECIPES: tuple[str, ...] = (
     "copy",
     "tflite2onnx",
     "torch-onnx",
     "quantize-static",
     "quantize-dynamic",
     "fuse-activations",
-)
+    "fuse-vad",
+]
+RECIPE_REVISIONS: dict[str, int] = {"fuse-activations": 2}
+"""Recipes whose code has changed since their first outputs, by revision: part of the
+build stamp, so that ``glasses models build`` rebuilds what an older revision wrote."""
+
+RECIPES: tuple[str, ...] = get_args(Recipe)
 """The build recipes a variant can name."""
 
 TASKS: tuple[str, ...] = ("vad", "faces", "ocr-det", "ocr-cls", "ocr-rec", "embeddings", "wakeword")

@@ -86,6 +86,7 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
     cases = " ".join(r["case"] for r in document["results"])
     for needle in (
         "vad",
+        "vad fused",
         "1280x720",
         "640x480",
         "blazeface-short int8",
@@ -100,6 +101,9 @@ def test_bench_models_json(registry: ModelRegistry) -> None:
             assert decision["manifest_default"] != decision["variant"]
     # The fused PP-OCR files (the default) read exactly what the shipped files read.
     assert document["ocr_fused"]["same_text"] and document["ocr_fused_v5"]["same_text"]
+    # So does the fused VAD: the same segments, probabilities within 1e-4.
+    assert document["vad_fused"]["same_segments"]
+    assert document["vad_fused"]["max_probability_difference"] < 1e-4
 
 
 def test_bench_env_reports_what_is_missing_without_installing(
