@@ -92,15 +92,26 @@ class _Weights:
         if attrs(pad).get("mode") != b"reflect" or tensor(pad.input[1]).tolist() != [0, 0, 0, 64]:
             raise fail("expected the input padded by reflection with 64 samples on the right")
         stft = convs[0]
-        if attrs(stft).get("strides") != [_HOP] or tensor(stft.input[1]).shape != (258, 1, 256):
-            raise fail("expected an STFT Conv of 258 filters of 256 taps, stride 128")
+        a = attrs(stft)
+        if (
+            a.get("strides") != [_HOP]
+            or a.get("pads", [0, 0]) != [0, 0]
+            or tensor(stft.input[1]).shape != (258, 1, 256)
+        ):
+            raise fail("expected an unpadded STFT Conv of 258 filters of 256 taps, stride 128")
         self.basis = tensor(stft.input[1])[:, 0, :]
         self.encoder: list[tuple[NDArray[Any], NDArray[Any]]] = []
         for conv, stride in zip(convs[1:5], _ENCODER_STRIDES, strict=True):
             a = attrs(conv)
-            if a.get("strides", [1]) != [stride] or a.get("pads") != [1, 1] or len(conv.input) < 3:
+            if (
+                a.get("strides", [1]) != [stride]
+                or a.get("pads") != [1, 1]
+                or a.get("group", 1) != 1
+                or a.get("dilations", [1]) != [1]
+                or len(conv.input) < 3
+            ):
                 raise fail(
-                    f"expected encoder convolutions of strides {_ENCODER_STRIDES}, "
+                    f"expected dense encoder convolutions of strides {_ENCODER_STRIDES}, "
                     "padding 1 and a bias"
                 )
             w, b = tensor(conv.input[1]), tensor(conv.input[2])
@@ -118,6 +129,8 @@ class _Weights:
 
 
 class _GraphBuilder:
+    """Nodes and initializers of the graph being written, constants named once."""
+
     def __init__(self) -> None:
         self.nodes: list[Any] = []
         self.initializers: list[Any] = []
@@ -312,7 +325,11 @@ def fuse_silero_vad(source: Path, target: Path) -> dict[str, float]:
         model = _rewrite(_Weights(folded, source))
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
-    worst = _check_same(source, target)
+    try:
+        worst = _check_same(source, target)
+    except ModelBuildError:
+        target.unlink(missing_ok=True)  # a wrong file must not be mistaken for a built one
+        raise
     return {
         "nodes_before": float(len(onnx.load(str(source)).graph.node)),
         "nodes_after": float(len(model.graph.node)),

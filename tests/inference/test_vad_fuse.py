@@ -10,7 +10,7 @@ import soundfile
 
 from glasses_sdk import data
 from glasses_sdk._exceptions import ModelBuildError
-from glasses_sdk.inference import ModelRegistry, VadOptions, VoiceActivityDetector
+from glasses_sdk.inference import ModelRegistry, VadOptions, VoiceActivityDetector, _vad_graph
 from glasses_sdk.inference._vad_graph import fuse_silero_vad
 from tests.conftest import missing
 
@@ -64,3 +64,22 @@ def test_a_file_that_is_not_silero_vad_is_refused(registry: ModelRegistry, tmp_p
     with pytest.raises(ModelBuildError, match="onnxruntime cannot load it"):
         fuse_silero_vad(damaged, tmp_path / "out.onnx")
     assert not (tmp_path / "out.onnx").exists()
+
+
+def test_a_rewrite_that_disagrees_with_its_source_is_refused_and_removed(
+    registry: ModelRegistry, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if onnx is None:
+        missing("onnx is not installed (the `models` extra)")
+    original = _vad_graph._Weights.__init__
+
+    def shifted(self: _vad_graph._Weights, model: object, source: Path) -> None:
+        original(self, model, source)
+        weight, bias = self.decoder
+        self.decoder = weight, bias + 1.0  # a wrong decoder bias: every probability moves
+
+    monkeypatch.setattr(_vad_graph._Weights, "__init__", shifted)
+    out = tmp_path / "out.onnx"
+    with pytest.raises(ModelBuildError, match=r"differs from fp32.onnx by .* \(expected at most"):
+        fuse_silero_vad(registry.path("silero-vad", "fp32"), out)
+    assert not out.exists()
