@@ -17,6 +17,7 @@ Three kinds of comparison, each run interleaved in the same process (``_harness`
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -57,14 +58,23 @@ def _kw(quick: bool) -> dict[str, Any]:
     return {"samples": 5, "rounds": 1, "warmup": 3} if quick else {"samples": 25, "rounds": 3}
 
 
-def _vad(quick: bool) -> Comparison:
+def _speech_chunks() -> tuple[Any, int, list[Any]]:
+    """A real recording, its rate, and its first 4 s as 512-sample chunks."""
     import soundfile
 
     from glasses_sdk import data
+
+    samples, rate = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
+    chunks = [np.ascontiguousarray(samples[i : i + 512]) for i in range(0, 16000 * 4, 512)]
+    return samples, int(rate), chunks
+
+
+def _vad(quick: bool) -> Comparison:
     from glasses_sdk.inference import VoiceActivityDetector
 
-    samples, _ = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
-    chunks = [np.ascontiguousarray(samples[i : i + 512]) for i in range(0, 16000 * 4, 512)]
+    _, _, chunks = _speech_chunks()
+    # Each side cycles through the same chunks on its own, carrying its own state.
+    ours_chunks, bare_chunks = itertools.cycle(chunks), itertools.cycle(chunks)
     detector = VoiceActivityDetector()
     session = detector.model.session
     feed: dict[str, Any] = {
@@ -73,15 +83,12 @@ def _vad(quick: bool) -> Comparison:
         "sr": np.array(16000, np.int64),
     }
     feed = {k: v for k, v in feed.items() if k in detector.model.input_names}
-    position = {"ours": 0, "bare": 0}
 
     def ours() -> float:
-        i = position["ours"] = (position["ours"] + 1) % len(chunks)
-        return detector.process(chunks[i])
+        return detector.process(next(ours_chunks))
 
     def bare() -> object:
-        i = position["bare"] = (position["bare"] + 1) % len(chunks)
-        feed["input"][0, 64:] = chunks[i]
+        feed["input"][0, 64:] = next(bare_chunks)
         out = session.run(None, feed)
         feed["state"] = out[1]
         return out
@@ -98,28 +105,20 @@ def _vad(quick: bool) -> Comparison:
 def _fused_vad(quick: bool) -> tuple[Comparison, dict[str, Any]]:
     """The default (fused) silero file against the file as shipped: process() on the same
     chunks of real speech, and their probabilities over the whole recording."""
-    import soundfile
-
-    from glasses_sdk import data
     from glasses_sdk.inference import VadOptions, VoiceActivityDetector
 
-    samples, rate = soundfile.read(str(data.speech_path("beckett")), dtype="float32")
-    chunks = [np.ascontiguousarray(samples[i : i + 512]) for i in range(0, 16000 * 4, 512)]
+    samples, rate, chunks = _speech_chunks()
+    fused_chunks, shipped_chunks = itertools.cycle(chunks), itertools.cycle(chunks)
     fused = VoiceActivityDetector(VadOptions(variant="fused"))
     shipped = VoiceActivityDetector(VadOptions(variant="fp32"))
-    position = {"fused": 0, "fp32": 0}
-
-    def run(name: str, detector: Any) -> float:
-        i = position[name] = (position[name] + 1) % len(chunks)
-        return float(detector.process(chunks[i]))
 
     comparison = compare(
         "vad fused vs fp32 (process, 512 samples)",
-        ("fused", lambda: run("fused", fused)),
-        [("fp32 as shipped", lambda: run("fp32", shipped), 1.0)],
+        ("fused", lambda: fused.process(next(fused_chunks))),
+        [("fp32 as shipped", lambda: shipped.process(next(shipped_chunks)), 1.0)],
         **_kw(quick),
     )
-    a, b = fused.detect(samples, int(rate)), shipped.detect(samples, int(rate))
+    a, b = fused.detect(samples, rate), shipped.detect(samples, rate)
     return comparison, {
         "speedup_vs_fp32": round(comparison.references[0].speedup, 3),
         "max_probability_difference": float(np.abs(a.probabilities - b.probabilities).max()),
